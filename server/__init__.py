@@ -1,0 +1,1 @@
+"""Switchboard: a realtime shared inbox for sales teams."""

@@ -1,0 +1,45 @@
+"""`python -m server migrate | run`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from server.config import Settings
+from server.state.db import Database
+from server.state.migrate import upgrade
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    run = commands.add_parser("run", help="serve the app with uvicorn")
+    run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    if args.command == "migrate":
+        settings = Settings.from_env()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        upgrade(db.write_engine)
+        db.dispose()
+        print("schema is up to date")
+    elif args.command == "run":
+        import uvicorn
+
+        uvicorn.run(
+            "server.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            proxy_headers=True,
+            ws_max_size=64 * 1024,
+        )
+
+
+if __name__ == "__main__":
+    main()

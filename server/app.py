@@ -1,0 +1,119 @@
+"""The ASGI application: `server.app:app`, built by `create_app()`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from redis.asyncio import Redis
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from server.clock import Clock, system_clock
+from server.config import Settings
+from server.delivery import OutboundWorker
+from server.domain.services import Services
+from server.errors import DomainError, NotFound, ServiceUnavailable
+from server.handlers.http import error_response
+from server.handlers.openapi import openapi
+from server.handlers.routes import starlette_routes
+from server.runtime import Runtime
+from server.state.db import Database
+from server.state.migrate import upgrade
+from server.state.redis_server import EmbeddedRedis
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound())
+    error = DomainError(exc.detail)
+    error.status = exc.status_code
+    error.code = {405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return error_response(error)
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", exc.__class__.__name__)
+    return error_response(ServiceUnavailable("The database is unavailable; try again shortly."))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    error = DomainError("Something went wrong on our side.")
+    error.status, error.code = 500, "internal_error"
+    return error_response(error)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
+    """Build the app; start-up (migrations, Redis, workers) happens in its lifespan."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        await asyncio.to_thread(upgrade, db.write_engine)
+        embedded = EmbeddedRedis(settings.data_dir) if settings.embedded_redis else None
+        redis_url = embedded.start() if embedded else settings.redis_url
+        assert redis_url is not None
+        redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        runtime = Runtime(settings, Services.from_settings(settings, clock), db, redis)
+        runtime.loop = asyncio.get_running_loop()
+        app.state.runtime = runtime
+        worker = OutboundWorker(runtime)
+        runtime.outbound_wake = worker.wake
+        worker_task = asyncio.create_task(worker.run(), name="outbound-worker")
+        try:
+            yield
+        finally:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+            await worker.close()
+            await redis.aclose()
+            if embedded:
+                embedded.stop()
+            db.dispose()
+
+    routes: list[Route | Mount] = [
+        *starlette_routes(),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    if WEB_DIR.is_dir():
+        routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            DomainError: _domain_error,
+            HTTPException: _http_error,
+            OperationalError: _database_down,
+            PoolTimeout: _database_down,
+            Exception: _unexpected,
+        },
+    )
+
+
+def __getattr__(name: str) -> Starlette:
+    # `server.app:app` builds the app on first use, so importing this module reads no settings.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,103 @@
+"""The outbound worker: sends queued replies through their providers, retrying with backoff.
+
+Jobs live in the database (written with the reply, in its transaction), so a crash or a provider
+outage loses nothing. A job is claimed with a lease before sending, so two nodes never send it
+at once; a node that dies mid-send leaves the lease to expire and another node retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+
+from server.domain import delivery
+from server.providers.base import SendError
+from server.providers.registry import PROVIDERS
+from server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class OutboundWorker:
+    def __init__(
+        self, runtime: Runtime, *, poll_interval: float = 1.0, base_delay: float = 2.0
+    ) -> None:
+        self.runtime = runtime
+        self.poll_interval = poll_interval
+        self.base_delay = base_delay
+        self._wake = asyncio.Event()
+        self._inflight: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for work now (a reply was just committed)."""
+        self._wake.set()
+
+    def retry_delay(self, attempt: int) -> timedelta:
+        seconds = min(self.base_delay * 2 ** (attempt - 1), 300.0)
+        return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbound sweep failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _sweep(self) -> None:
+        services = self.runtime.services
+        job_ids = await self.runtime.read(lambda s: delivery.due_job_ids(s, services, limit=50))
+        for job_id in job_ids:
+            if job_id not in self._inflight:
+                self._inflight.add(job_id)
+                task = asyncio.create_task(self._deliver(job_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, job_id: int) -> None:
+        services = self.runtime.services
+        try:
+            claimed = await self.runtime.write(lambda s: delivery.claim(s, services, job_id=job_id))
+            if claimed is None:
+                return
+            provider = PROVIDERS[claimed.provider]
+            try:
+                result = await provider.send(
+                    claimed.message, public=claimed.public, secrets=claimed.secrets
+                )
+            except SendError:
+                delay = self.retry_delay(claimed.attempt)
+                await self.runtime.write(
+                    lambda s: delivery.record_failure(
+                        s,
+                        services,
+                        job_id=job_id,
+                        error=str(exc),
+                        transient=exc.transient,
+                        retry_in=delay,
+                    )
+                )
+                return
+            await self.runtime.write(
+                lambda s: delivery.record_sent(s, services, job_id=job_id, result=result)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivering outbound job %s failed", job_id)
+        finally:
+            self._inflight.discard(job_id)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

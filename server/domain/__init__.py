@@ -1,0 +1,1 @@
+"""The rules. Every state change is one function here: check, write in one transaction, emit."""

@@ -1,0 +1,141 @@
+"""Outbound delivery state: claiming queued replies and recording what the provider said."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlmodel import Session, col
+
+from server.domain.conversations import present_message
+from server.domain.events import emit
+from server.domain.services import Services
+from server.providers.base import OutboundMessage, SendResult
+from server.state.models import Contact, Conversation, Integration, Message, OutboundJob
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job_id: int
+    attempt: int
+    provider: str
+    message: OutboundMessage
+    public: dict[str, Any]
+    secrets: dict[str, Any]
+
+
+def due_job_ids(session: Session, services: Services, *, limit: int) -> list[int]:
+    now = services.now()
+    query = (
+        select(OutboundJob.id)
+        .where(col(OutboundJob.next_attempt_at) <= now)
+        .where(or_(col(OutboundJob.locked_until).is_(None), col(OutboundJob.locked_until) < now))
+        .order_by(col(OutboundJob.next_attempt_at))
+        .limit(limit)
+    )
+    return [int(i) for i in session.execute(query).scalars().all()]
+
+
+def claim(session: Session, services: Services, *, job_id: int) -> Claimed | None:
+    """Take the job for one lease; None if another worker holds it or it is gone."""
+    now = services.now()
+    taken = session.execute(
+        update(OutboundJob)
+        .where(col(OutboundJob.id) == job_id)
+        .where(or_(col(OutboundJob.locked_until).is_(None), col(OutboundJob.locked_until) < now))
+        .values(locked_until=now + LEASE, attempts=OutboundJob.attempts + 1)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    job = session.get(OutboundJob, job_id)
+    assert job is not None
+    message = session.get(Message, job.message_id)
+    assert message is not None and message.id is not None
+    conversation = session.get(Conversation, message.conversation_id)
+    assert conversation is not None and conversation.id is not None
+    contact = session.get(Contact, conversation.contact_id)
+    integration = session.get(Integration, conversation.integration_id)
+    assert contact is not None and contact.id is not None and integration is not None
+    assert integration.id is not None
+    return Claimed(
+        job_id=job_id,
+        attempt=job.attempts,
+        provider=integration.provider,
+        message=OutboundMessage(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            integration_id=integration.id,
+            contact_id=contact.id,
+            contact_handle=contact.handle,
+            text=message.text,
+            created_at=message.created_at,
+        ),
+        public=dict(integration.config_public),
+        secrets=services.box.open(integration.config_secret),
+    )
+
+
+def _update_message(session: Session, services: Services, message: Message, **changes: Any) -> None:
+    for key, value in changes.items():
+        setattr(message, key, value)
+    session.add(message)
+    session.flush()
+    conversation = session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    emit(
+        session,
+        account_id=conversation.account_id,
+        type_="message.updated",
+        data={"message": present_message(session, message, conversation)},
+        now=services.now(),
+        integration_id=conversation.integration_id,
+        conversation_id=conversation.id,
+    )
+
+
+def record_sent(session: Session, services: Services, *, job_id: int, result: SendResult) -> None:
+    job = session.get(OutboundJob, job_id)
+    if job is None:  # the conversation was deleted meanwhile
+        return
+    message = session.get(Message, job.message_id)
+    session.delete(job)
+    if message is not None:
+        _update_message(
+            session,
+            services,
+            message,
+            status=result.status,
+            external_id=result.external_id,
+            error=None,
+        )
+
+
+def record_failure(
+    session: Session,
+    services: Services,
+    *,
+    job_id: int,
+    error: str,
+    transient: bool,
+    retry_in: timedelta,
+) -> bool:
+    """Schedule a retry for a transient failure, else fail the message. True if it will retry."""
+    job = session.get(OutboundJob, job_id)
+    if job is None:
+        return False
+    if transient and job.attempts < MAX_ATTEMPTS:
+        job.next_attempt_at = services.now() + retry_in
+        job.locked_until = None
+        job.last_error = error
+        session.add(job)
+        return True
+    message = session.get(Message, job.message_id)
+    session.delete(job)
+    if message is not None:
+        _update_message(session, services, message, status="failed", error=error)
+    return False

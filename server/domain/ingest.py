@@ -1,0 +1,134 @@
+"""Inbound messages from customers: the one way a provider's message enters the inbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from server.clock import as_utc
+from server.domain.conversations import emit_conversation_event, emit_message_created
+from server.domain.services import Services
+from server.providers.base import InboundMessage
+from server.state import queries
+from server.state.models import Contact, Conversation, Integration, Message
+
+MAX_TEXT = 4096
+
+
+@dataclass(frozen=True)
+class Ingested:
+    message_id: int
+    conversation_id: int
+    duplicate: bool
+
+
+def _contact(
+    session: Session, integration: Integration, inbound: InboundMessage, now: object
+) -> Contact:
+    assert integration.id is not None
+    contact = queries.contact_by_handle(
+        session, integration_id=integration.id, handle=inbound.contact_handle
+    )
+    if contact is None:
+        contact = Contact(
+            integration_id=integration.id,
+            handle=inbound.contact_handle,
+            name=inbound.contact_name or inbound.contact_handle,
+            created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(contact)
+                session.flush()
+        except IntegrityError:  # the same contact's first message arrived twice at once
+            contact = queries.contact_by_handle(
+                session, integration_id=integration.id, handle=inbound.contact_handle
+            )
+            assert contact is not None
+    elif inbound.contact_name and inbound.contact_name != contact.name:
+        contact.name = inbound.contact_name
+        session.add(contact)
+    return contact
+
+
+def _conversation(
+    session: Session, integration: Integration, contact: Contact, now: object
+) -> tuple[Conversation, bool]:
+    assert contact.id is not None and integration.id is not None
+    conversation = queries.conversation_by_contact(session, contact_id=contact.id, lock=True)
+    if conversation is not None:
+        return conversation, False
+    conversation = Conversation(
+        account_id=integration.account_id,
+        integration_id=integration.id,
+        contact_id=contact.id,
+        status="open",
+        last_message_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(conversation)
+            session.flush()
+    except IntegrityError:
+        found = queries.conversation_by_contact(session, contact_id=contact.id, lock=True)
+        assert found is not None
+        return found, False
+    return conversation, True
+
+
+def ingest_inbound_message(
+    session: Session, services: Services, *, integration: Integration, inbound: InboundMessage
+) -> Ingested:
+    """Store a customer's message once, creating or reopening its conversation."""
+    assert integration.id is not None
+    seen = queries.message_by_external_id(
+        session, integration_id=integration.id, external_id=inbound.external_id
+    )
+    if seen is not None:
+        return Ingested(seen.id or 0, seen.conversation_id, duplicate=True)
+    now = services.now()
+    # The provider's own time where given; a clock running ahead is clamped to ours.
+    at = min(as_utc(inbound.sent_at), now) if inbound.sent_at else now
+    contact = _contact(session, integration, inbound, now)
+    conversation, created = _conversation(session, integration, contact, at)
+    # A retry racing the first delivery waited on the conversation lock above: look again.
+    seen = queries.message_by_external_id(
+        session, integration_id=integration.id, external_id=inbound.external_id
+    )
+    if seen is not None:
+        return Ingested(seen.id or 0, seen.conversation_id, duplicate=True)
+    assert conversation.id is not None
+    message = Message(
+        conversation_id=conversation.id,
+        integration_id=integration.id,
+        direction="inbound",
+        text=inbound.text,
+        status="received",
+        external_id=inbound.external_id,
+        attachments=list(inbound.attachments),
+        created_at=at,
+    )
+    session.add(message)
+    session.flush()
+    if conversation.status == "closed":
+        # A customer writing again reopens it, in the section its assignment implies.
+        conversation.status = "open"
+        conversation.version += 1
+    conversation.last_message_id = message.id
+    conversation.last_message_at = max(as_utc(conversation.last_message_at), at)
+    last_inbound = conversation.last_inbound_at
+    conversation.last_inbound_at = max(as_utc(last_inbound), at) if last_inbound else at
+    conversation.inbound_count += 1
+    conversation.updated_at = now
+    session.add(conversation)
+    if created:
+        emit_conversation_event(
+            session, services, conversation, integration, type_="conversation.created"
+        )
+    emit_message_created(session, services, message, conversation, integration)
+    assert message.id is not None
+    return Ingested(message.id, conversation.id, duplicate=False)

@@ -1,0 +1,110 @@
+"""Presenters: rows to the contract's JSON shapes. Viewer-dependent fields only when asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.clock import isoformat
+from server.state.models import Contact, Conversation, Integration, Message, User
+
+# Providers' webhook path segment, as in `/webhooks/{path}/{id}`.
+WEBHOOK_PATHS = {"api": "api", "twilio_whatsapp": "twilio", "messenger": "messenger"}
+
+
+def user_view(user: User, *, online: bool = False) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "role": user.role,
+        "available": user.available,
+        "online": online,
+        "last_seen_at": isoformat(user.last_seen_at),
+    }
+
+
+def integration_view(
+    integration: Integration, *, shared_with: list[int], public_url: str
+) -> dict[str, Any]:
+    path = WEBHOOK_PATHS.get(integration.provider, integration.provider)
+    return {
+        "id": integration.id,
+        "provider": integration.provider,
+        "name": integration.name,
+        "installed_by": integration.installed_by,
+        "shared_with": shared_with,
+        "webhook_url": f"{public_url}/webhooks/{path}/{integration.id}",
+        # Only the settings that are not secrets; secrets are write-only.
+        "config": dict(integration.config_public),
+        "created_at": isoformat(integration.created_at),
+    }
+
+
+def sender_view(
+    message: Message, *, contact: Contact, user_names: dict[int, str]
+) -> dict[str, Any]:
+    if message.direction == "inbound":
+        return {"type": "contact", "id": contact.id, "name": contact.name}
+    user_id = message.sender_user_id
+    return {"type": "user", "id": user_id, "name": user_names.get(user_id, "") if user_id else ""}
+
+
+def message_view(
+    message: Message, *, contact: Contact, user_names: dict[int, str]
+) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "text": message.text,
+        "sender": sender_view(message, contact=contact, user_names=user_names),
+        "status": message.status,
+        "error": message.error,
+        "external_id": message.external_id,
+        "attachments": list(message.attachments or []),
+        "created_at": isoformat(message.created_at),
+    }
+
+
+def conversation_view(
+    conversation: Conversation,
+    *,
+    contact: Contact,
+    integration: Integration,
+    last_message: Message | None,
+    user_names: dict[int, str],
+    links: list[dict[str, Any]] | None = None,
+    viewer: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The conversation; with `viewer=(user_id, read_inbound_count)` also section and unread_count."""
+    view: dict[str, Any] = {
+        "id": conversation.id,
+        "integration_id": conversation.integration_id,
+        "provider": integration.provider,
+        "contact": {"id": contact.id, "name": contact.name, "handle": contact.handle},
+        "status": conversation.status,
+        "assignee_id": conversation.assignee_id,
+        "last_message": (
+            message_view(last_message, contact=contact, user_names=user_names)
+            if last_message
+            else None
+        ),
+        "last_message_at": isoformat(conversation.last_message_at),
+        "links": links or [],
+        "version": conversation.version,
+        "created_at": isoformat(conversation.created_at),
+        "updated_at": isoformat(conversation.updated_at),
+    }
+    if viewer is not None:
+        viewer_id, read_count = viewer
+        view["section"] = section_of(conversation, viewer_id=viewer_id)
+        view["unread_count"] = max(conversation.inbound_count - read_count, 0)
+    return view
+
+
+def section_of(conversation: Conversation, *, viewer_id: int) -> str:
+    if conversation.status == "closed":
+        return "closed"
+    if conversation.assignee_id is None:
+        return "unassigned"
+    return "mine" if conversation.assignee_id == viewer_id else "others"

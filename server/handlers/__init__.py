@@ -1,0 +1,1 @@
+"""HTTP, webhook and websocket endpoints. Thin: authenticate, parse, call one action, answer."""

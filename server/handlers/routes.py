@@ -1,0 +1,259 @@
+"""The route table: every endpoint with who may call it and what it takes, for routing and docs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.handlers import accounts, conversations, health, integrations, webhooks
+from server.handlers import schemas as s
+
+# Who may call: anyone; any signed-in user; an admin; a user with shared access to the
+# conversation's integration; its installer; a provider proving itself with a signature.
+Auth = Literal["public", "user", "admin", "shared", "installer", "signature", "metrics"]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    auth: Auth
+    tag: str
+    body: type[BaseModel] | None = None
+    status: int = 200
+
+
+E = Endpoint
+ENDPOINTS: tuple[Endpoint, ...] = (
+    E("GET", "/healthz", health.healthz, "The process is up", "public", "operations"),
+    E("GET", "/readyz", health.readyz, "Database and Redis answer", "public", "operations"),
+    E("GET", "/metrics", health.metrics, "Prometheus metrics", "metrics", "operations"),
+    E(
+        "POST",
+        "/api/v1/signup",
+        accounts.signup,
+        "Create an account and its admin",
+        "public",
+        "accounts",
+        s.SignupIn,
+        201,
+    ),
+    E(
+        "POST",
+        "/api/v1/login",
+        accounts.login,
+        "Log in: a session cookie and a token",
+        "public",
+        "accounts",
+        s.LoginIn,
+    ),
+    E(
+        "POST",
+        "/api/v1/logout",
+        accounts.logout,
+        "End this session / revoke this token",
+        "user",
+        "accounts",
+        status=204,
+    ),
+    E("GET", "/api/v1/me", accounts.me, "The calling user", "user", "accounts"),
+    E("GET", "/api/v1/users", accounts.list_users, "The users of the account", "user", "accounts"),
+    E(
+        "POST",
+        "/api/v1/users",
+        accounts.create_user,
+        "Add a user to the account",
+        "admin",
+        "accounts",
+        s.UserIn,
+        201,
+    ),
+    E(
+        "PUT",
+        "/api/v1/me/availability",
+        accounts.set_availability,
+        "Set my availability",
+        "user",
+        "accounts",
+        s.AvailabilityIn,
+    ),
+    E(
+        "GET",
+        "/api/v1/me/notification-settings",
+        accounts.get_notification_settings,
+        "My notification settings",
+        "user",
+        "accounts",
+    ),
+    E(
+        "PUT",
+        "/api/v1/me/notification-settings",
+        accounts.put_notification_settings,
+        "Change my notification settings (partial)",
+        "user",
+        "accounts",
+        s.NotificationSettingsIn,
+    ),
+    E(
+        "POST",
+        "/api/v1/integrations",
+        integrations.create,
+        "Install a messaging app",
+        "admin",
+        "integrations",
+        s.IntegrationIn,
+        201,
+    ),
+    E(
+        "GET",
+        "/api/v1/integrations",
+        integrations.list_all,
+        "Integrations I can see",
+        "user",
+        "integrations",
+    ),
+    E(
+        "GET",
+        "/api/v1/integrations/{id:int}",
+        integrations.get,
+        "One integration",
+        "user",
+        "integrations",
+    ),
+    E(
+        "PATCH",
+        "/api/v1/integrations/{id:int}",
+        integrations.patch,
+        "Change an integration",
+        "admin",
+        "integrations",
+        s.IntegrationPatch,
+    ),
+    E(
+        "DELETE",
+        "/api/v1/integrations/{id:int}",
+        integrations.delete,
+        "Remove an integration",
+        "admin",
+        "integrations",
+        status=204,
+    ),
+    E(
+        "GET",
+        "/api/v1/conversations",
+        conversations.list_all,
+        "Conversations, newest activity first",
+        "shared",
+        "conversations",
+    ),
+    E(
+        "GET",
+        "/api/v1/inbox/summary",
+        conversations.summary,
+        "Counts and unread per section",
+        "user",
+        "conversations",
+    ),
+    E(
+        "GET",
+        "/api/v1/conversations/{id:int}",
+        conversations.get,
+        "One conversation",
+        "shared",
+        "conversations",
+    ),
+    E(
+        "GET",
+        "/api/v1/conversations/{id:int}/messages",
+        conversations.messages,
+        "Messages, newest first",
+        "shared",
+        "conversations",
+    ),
+    E(
+        "POST",
+        "/api/v1/conversations/{id:int}/messages",
+        conversations.send,
+        "Reply through the provider",
+        "shared",
+        "conversations",
+        s.MessageIn,
+        201,
+    ),
+    E(
+        "POST",
+        "/api/v1/conversations/{id:int}/read",
+        conversations.read,
+        "Mark as read by me",
+        "shared",
+        "conversations",
+        status=204,
+    ),
+    E(
+        "POST",
+        "/api/v1/conversations/{id:int}/assign",
+        conversations.assign,
+        "Assign",
+        "shared",
+        "conversations",
+        s.AssignIn,
+    ),
+    E(
+        "POST",
+        "/api/v1/conversations/{id:int}/unassign",
+        conversations.unassign,
+        "Unassign",
+        "shared",
+        "conversations",
+        s.VersionIn,
+    ),
+    E(
+        "POST",
+        "/api/v1/conversations/{id:int}/close",
+        conversations.close,
+        "End the conversation",
+        "shared",
+        "conversations",
+    ),
+    E(
+        "POST",
+        "/api/v1/conversations/{id:int}/reopen",
+        conversations.reopen,
+        "Reopen",
+        "shared",
+        "conversations",
+    ),
+    E(
+        "DELETE",
+        "/api/v1/conversations/{id:int}",
+        conversations.delete,
+        "Delete with its history",
+        "installer",
+        "conversations",
+        status=204,
+    ),
+    E(
+        "POST",
+        "/webhooks/api/{id:int}",
+        webhooks.api_inbound,
+        "Inbound message of the api channel",
+        "signature",
+        "webhooks",
+        s.ApiWebhookIn,
+    ),
+)
+
+
+def starlette_routes() -> list[Route]:
+    return [
+        Route(e.path, e.handler, methods=[e.method], name=f"{e.method} {e.path}") for e in ENDPOINTS
+    ]

@@ -1,0 +1,120 @@
+"""Request bodies. Strict types: a string where a number belongs is a 422, not a guess."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_TEXT = 4096
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not EMAIL.match(value):
+        raise ValueError("is not an email address")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+Email = Annotated[str, AfterValidator(_email)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+Id = Annotated[int, Field(ge=1, le=2**62)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class SignupIn(Body):
+    company_name: Name
+    name: Name
+    email: Email
+    password: Password
+
+
+class LoginIn(Body):
+    email: Annotated[str, Field(min_length=1, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class UserIn(Body):
+    name: Name
+    email: Email
+    password: Password
+    role: Literal["admin", "agent"] = "agent"
+
+
+class AvailabilityIn(Body):
+    available: bool
+
+
+class ChannelSettings(Body):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    assigned_to_me: bool | None = None
+    message_assigned_to_me: bool | None = None
+    message_assigned_to_others: bool | None = None
+    message_unassigned: bool | None = None
+
+
+class NotificationSettingsIn(Body):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    desktop: ChannelSettings | None = None
+    email: ChannelSettings | None = None
+
+    def changes(self) -> dict[str, dict[str, bool]]:
+        result: dict[str, dict[str, bool]] = {}
+        for channel in ("desktop", "email"):
+            settings = getattr(self, channel)
+            if settings is not None:
+                result[channel] = {k: v for k, v in settings.model_dump().items() if v is not None}
+        return result
+
+
+class IntegrationIn(Body):
+    provider: Annotated[str, Field(min_length=1, max_length=50)]
+    name: Name
+    config: dict[str, Any]
+    shared_with: Annotated[list[Id], Field(max_length=10_000)] = []
+
+
+class IntegrationPatch(Body):
+    name: Name | None = None
+    config: dict[str, Any] | None = None
+    shared_with: Annotated[list[Id], Field(max_length=10_000)] | None = None
+
+
+class MessageIn(Body):
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_not_blank)]
+
+
+class AssignIn(Body):
+    user_id: Id
+    version: Id | None = None
+
+
+class VersionIn(Body):
+    version: Id | None = None
+
+
+class ApiWebhookContact(Body):
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ApiWebhookIn(Body):
+    message_id: Annotated[str, Field(min_length=1, max_length=200)]
+    contact: ApiWebhookContact
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    # ISO-8601; strict mode would refuse strings for datetimes, so it is parsed by hand.
+    sent_at: str | None = None

@@ -1,0 +1,109 @@
+"""The generic `api` channel: signed JSON in, signed JSON POSTed to `callback_url` out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from server.clock import isoformat
+from server.errors import ValidationFailed
+from server.handlers.schemas import ApiWebhookIn
+from server.parsing import parse_json, validate
+from server.providers.base import (
+    InboundMessage,
+    OutboundMessage,
+    SendError,
+    SendResult,
+    WebhookRequest,
+    split_fields,
+)
+from server.security.signatures import sign_sha256, verify_sha256
+
+SEND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class ApiProvider:
+    name: ClassVar[str] = "api"
+    reply_window: ClassVar[timedelta | None] = None
+
+    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client
+
+    def split_config(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        public, secret = split_fields(
+            config, public={"callback_url": False}, secret={"webhook_secret": True}
+        )
+        url = public.get("callback_url")
+        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+            raise ValidationFailed(fields={"config.callback_url": "must be an http(s) URL"})
+        return public, secret
+
+    def verify(self, request: WebhookRequest, *, secrets: dict[str, Any]) -> bool:
+        return verify_sha256(
+            secrets.get("webhook_secret", ""), request.body, request.headers.get("x-signature-256")
+        )
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        body = validate(ApiWebhookIn, parse_json(request.body))
+        sent_at = None
+        if body.sent_at is not None:
+            try:
+                sent_at = datetime.fromisoformat(body.sent_at)
+            except ValueError as exc:
+                raise ValidationFailed(fields={"sent_at": "must be an ISO-8601 timestamp"}) from exc
+            if sent_at.tzinfo is None:
+                raise ValidationFailed(fields={"sent_at": "must carry a time zone (e.g. Z)"})
+        return [
+            InboundMessage(
+                external_id=body.message_id,
+                contact_handle=body.contact.id,
+                contact_name=body.contact.name,
+                text=body.text,
+                sent_at=sent_at,
+            )
+        ]
+
+    async def send(
+        self, message: OutboundMessage, *, public: dict[str, Any], secrets: dict[str, Any]
+    ) -> SendResult:
+        url = public.get("callback_url")
+        if not url:
+            # A channel without a callback reads replies over the REST API: recorded is delivered.
+            return SendResult(external_id=None)
+        body = orjson.dumps(
+            {
+                "message_id": message.message_id,
+                "conversation_id": message.conversation_id,
+                "contact": {"id": message.contact_handle},
+                "text": message.text,
+                "created_at": isoformat(message.created_at),
+            }
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "X-Signature-256": sign_sha256(secrets["webhook_secret"], body),
+        }
+        try:
+            if self._client is not None:
+                response = await self._client.post(
+                    url, content=body, headers=headers, timeout=SEND_TIMEOUT
+                )
+            else:
+                async with httpx.AsyncClient() as client:
+                    response = await client.post(
+                        url, content=body, headers=headers, timeout=SEND_TIMEOUT
+                    )
+        except httpx.HTTPError as exc:
+            raise SendError(
+                f"callback unreachable: {exc.__class__.__name__}", transient=True
+            ) from exc
+        if response.is_success:
+            return SendResult(external_id=None)
+        detail = f"callback answered {response.status_code}"
+        raise SendError(
+            detail, transient=response.status_code >= 500 or response.status_code == 429
+        )

@@ -1,0 +1,20 @@
+"""The providers this server knows, by the name used in `integration.provider`."""
+
+from __future__ import annotations
+
+from server.errors import ValidationFailed
+from server.providers.api import ApiProvider
+from server.providers.base import Provider
+
+PROVIDERS: dict[str, Provider] = {
+    ApiProvider.name: ApiProvider(),
+}
+
+
+def get_provider(name: str) -> Provider:
+    provider = PROVIDERS.get(name)
+    if provider is None:
+        raise ValidationFailed(
+            fields={"provider": f"must be one of {', '.join(sorted(PROVIDERS))}"}
+        )
+    return provider

@@ -1,0 +1,1 @@
+"""Realtime delivery: the publish seam, fan-out between nodes, websocket connections."""

@@ -1,0 +1,48 @@
+"""The running server's parts, shared by handlers and background workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+from anyio import CapacityLimiter, to_thread
+from redis.asyncio import Redis
+from sqlmodel import Session
+
+from server.config import Settings
+from server.domain.services import Services
+from server.metrics import Metrics
+from server.realtime.publisher import LocalPublisher, Publisher
+from server.state.db import Database
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Settings, database, Redis and the publish seam; `read`/`write` run DB work off the loop."""
+
+    def __init__(self, settings: Settings, services: Services, db: Database, redis: Redis) -> None:
+        self.settings = settings
+        self.services = services
+        self.db = db
+        self.redis = redis
+        self.publisher: Publisher = LocalPublisher()
+        self.metrics = Metrics()
+        # Bounded like the connection pool, so threads never queue on a pool checkout.
+        self._limiter = CapacityLimiter(30)
+        # Set by the outbound worker at start: tells it a reply was just committed.
+        self.outbound_wake: Callable[[], None] = lambda: None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        return await to_thread.run_sync(self.db.read, work, limiter=self._limiter)
+
+    async def write(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction, then publish the events it recorded (after commit)."""
+        result, events = await to_thread.run_sync(self.db.write, work, limiter=self._limiter)
+        if events:
+            await self.publisher.publish(events)
+            for event in events:
+                self.metrics.events_published.labels(event.type).inc()
+        return result

@@ -1,0 +1,1 @@
+"""Secrets: password hashes, tokens, signed cookies, encrypted credentials, HMAC signatures."""

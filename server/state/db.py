@@ -1,0 +1,84 @@
+"""The database engine and the one way to run work in a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, create_engine
+
+T = TypeVar("T")
+
+# Session.info key under which domain actions leave events to publish after commit.
+PENDING_EVENTS = "pending_events"
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (SQLAlchemy would pick psycopg2, which we don't ship)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    """WAL for concurrent readers; writers take the lock up front so they queue instead of failing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Engines and session factories. Work runs through `write` or `read` on a worker thread."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        self.sqlite = is_sqlite(self.url)
+        if self.sqlite:
+            kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+            self.write_engine = create_engine(self.url, **kwargs)
+            self.read_engine = create_engine(self.url, **kwargs)
+            _configure_sqlite(self.write_engine, immediate=True)
+            _configure_sqlite(self.read_engine, immediate=False)
+        else:
+            self.write_engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+            )
+            self.read_engine = self.write_engine
+        self._writer = sessionmaker(self.write_engine, class_=Session, expire_on_commit=False)
+        self._reader = sessionmaker(self.read_engine, class_=Session, expire_on_commit=False)
+
+    def write(self, work: Callable[[Session], T]) -> tuple[T, list[Any]]:
+        """Run `work` in one write transaction; return its result and the events it left to publish."""
+        with self._writer() as session, session.begin():
+            result = work(session)
+            events: list[Any] = session.info.pop(PENDING_EVENTS, [])
+        return result, events
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in a read-only transaction."""
+        with self._reader() as session:
+            return work(session)  # closing the session rolls the read transaction back
+
+    def dispose(self) -> None:
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()

@@ -1,0 +1,246 @@
+"""SQLModel tables. Every row belongs to one account, directly or through its parent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index)
+    )
+
+
+def _ref(target: str, *, nullable: bool = False, index: bool = True, cascade: bool = True) -> Any:
+    ondelete = "CASCADE" if cascade else "SET NULL"
+    return Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index
+        ),
+    )
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    # The last sequence number handed to an account-wide event; bumped in the event's transaction.
+    event_seq: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    created_at: datetime = _when()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id")
+    name: str
+    # Stored lower-cased; unique across the installation because login is by email.
+    email: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    password_hash: str
+    role: str
+    available: bool = True
+    notification_settings: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    last_seen_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token or a browser session; only a SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _ref("users.id")
+    token_hash: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    kind: str  # "api" or "session"
+    created_at: datetime = _when()
+    expires_at: datetime | None = _when(nullable=True)
+
+
+class LoginFailure(SQLModel, table=True):
+    __tablename__ = "login_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True)
+    at: datetime = _when(index=True)
+
+
+class Integration(SQLModel, table=True):
+    __tablename__ = "integrations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id")
+    provider: str
+    name: str
+    installed_by: int = _ref("users.id")
+    # Non-secret settings in clear (shown back to admins); secrets only as a Fernet token.
+    config_public: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    config_secret: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = _when()
+
+
+class IntegrationAccess(SQLModel, table=True):
+    """A user the integration is shared with. The installer has access without a row."""
+
+    __tablename__ = "integration_access"
+
+    integration_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    user_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
+    )
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "handle", name="uq_contacts_integration_handle"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = _ref("integrations.id", index=False)
+    handle: str
+    name: str
+    created_at: datetime = _when()
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_inbox", "integration_id", "status", "last_message_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id")
+    integration_id: int = _ref("integrations.id", index=False)
+    # One conversation per contact: a contact writing again continues it (or reopens it).
+    contact_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    status: str = "open"
+    assignee_id: int | None = _ref("users.id", nullable=True, cascade=False)
+    last_message_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    last_message_at: datetime = _when()
+    # For the providers' 24-hour reply window.
+    last_inbound_at: datetime | None = _when(nullable=True)
+    # Inbound messages so far; unread = this minus what a reader had seen (see ReadMark).
+    inbound_count: int = 0
+    # Bumped by every change of assignment or status: the optimistic-concurrency token.
+    version: int = 1
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint(
+            "integration_id", "external_id", name="uq_messages_integration_external_id"
+        ),
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    # Kept here (not only via the conversation) so the provider's id is unique per integration.
+    integration_id: int = _ref("integrations.id", index=False)
+    direction: str  # "inbound" or "outbound"
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sender_user_id: int | None = _ref("users.id", nullable=True, index=False, cascade=False)
+    status: str
+    error: str | None = None
+    external_id: str | None = None
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    created_at: datetime = _when()
+
+
+class ReadMark(SQLModel, table=True):
+    """How many inbound messages of a conversation a user had seen when they last read it."""
+
+    __tablename__ = "read_marks"
+
+    conversation_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    read_inbound_count: int = 0
+    read_at: datetime = _when()
+
+
+class Event(SQLModel, table=True):
+    """The account's event log: written in the action's transaction (an outbox), replayed by seq."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("account_id", "seq", name="uq_events_account_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id", index=False)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    type: str
+    # Who may see it: users with shared access to this integration, or everyone when null.
+    integration_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    # So that deleting a conversation can purge its history from the log too.
+    conversation_id: int | None = Field(
+        default=None, sa_column=Column(Integer, nullable=True, index=True)
+    )
+    # The whole server frame, encoded once.
+    frame: str = Field(sa_column=Column(Text, nullable=False))
+    published: bool = Field(default=False, index=True)
+    created_at: datetime = _when(index=True)
+
+
+class OutboundJob(SQLModel, table=True):
+    """A reply waiting to go out through its provider; claimed with a lease, retried with backoff."""
+
+    __tablename__ = "outbound_jobs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    attempts: int = 0
+    next_attempt_at: datetime = _when(index=True)
+    locked_until: datetime | None = _when(nullable=True)
+    last_error: str | None = None

@@ -1,0 +1,264 @@
+"""Keyword-only query helpers. They fetch and store; they know no rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from server.state.models import (
+    ApiToken,
+    Contact,
+    Conversation,
+    Integration,
+    IntegrationAccess,
+    LoginFailure,
+    Message,
+    ReadMark,
+    User,
+)
+
+SECTIONS = ("unassigned", "mine", "others", "closed")
+
+
+def user_by_email(session: Session, *, email: str) -> User | None:
+    return session.execute(select(User).where(User.email == email.lower())).scalars().first()
+
+
+def user_by_token_hash(session: Session, *, token_hash: str, now: datetime) -> User | None:
+    query = (
+        select(User)
+        .join(ApiToken, col(ApiToken.user_id) == col(User.id))
+        .where(ApiToken.token_hash == token_hash)
+        .where(or_(col(ApiToken.expires_at).is_(None), col(ApiToken.expires_at) > now))
+    )
+    return session.execute(query).scalars().first()
+
+
+def users_of_account(
+    session: Session, *, account_id: int, after_id: int = 0, limit: int | None = None
+) -> Sequence[User]:
+    query = (
+        select(User)
+        .where(User.account_id == account_id, col(User.id) > after_id)
+        .order_by(col(User.id))
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return session.execute(query).scalars().all()
+
+
+def user_names(session: Session, *, account_id: int) -> dict[int, str]:
+    rows = session.execute(select(User.id, User.name).where(User.account_id == account_id))
+    return {int(user_id): name for user_id, name in rows}
+
+
+def recent_login_failures(session: Session, *, email: str, since: datetime) -> list[datetime]:
+    query = (
+        select(LoginFailure.at)
+        .where(LoginFailure.email == email.lower(), col(LoginFailure.at) > since)
+        .order_by(col(LoginFailure.at))
+    )
+    return list(session.execute(query).scalars().all())
+
+
+def integration_shared_with(
+    session: Session, *, integration_ids: Iterable[int]
+) -> dict[int, list[int]]:
+    ids = list(integration_ids)
+    shared: dict[int, list[int]] = {i: [] for i in ids}
+    if not ids:
+        return shared
+    rows = session.execute(
+        select(IntegrationAccess.integration_id, IntegrationAccess.user_id)
+        .where(col(IntegrationAccess.integration_id).in_(ids))
+        .order_by(col(IntegrationAccess.user_id))
+    )
+    for integration_id, user_id in rows:
+        shared[int(integration_id)].append(int(user_id))
+    return shared
+
+
+def integrations_of_account(session: Session, *, account_id: int) -> Sequence[Integration]:
+    query = (
+        select(Integration)
+        .where(Integration.account_id == account_id)
+        .order_by(col(Integration.id))
+    )
+    return session.execute(query).scalars().all()
+
+
+def accessible_integration_ids(session: Session, *, account_id: int, user_id: int) -> list[int]:
+    """Integrations the user installed or that are shared with them."""
+    shared = select(IntegrationAccess.integration_id).where(IntegrationAccess.user_id == user_id)
+    query = (
+        select(Integration.id)
+        .where(Integration.account_id == account_id)
+        .where(or_(Integration.installed_by == user_id, col(Integration.id).in_(shared)))
+        .order_by(col(Integration.id))
+    )
+    return [int(i) for i in session.execute(query).scalars().all()]
+
+
+def users_with_access(session: Session, *, integration: Integration) -> list[int]:
+    rows = session.execute(
+        select(IntegrationAccess.user_id).where(IntegrationAccess.integration_id == integration.id)
+    ).scalars()
+    return sorted({integration.installed_by, *(int(r) for r in rows)})
+
+
+def has_access_row(session: Session, *, integration_id: int, user_id: int) -> bool:
+    row = session.get(IntegrationAccess, (integration_id, user_id))
+    return row is not None
+
+
+def replace_access(session: Session, *, integration_id: int, user_ids: Iterable[int]) -> None:
+    for row in session.execute(
+        select(IntegrationAccess).where(IntegrationAccess.integration_id == integration_id)
+    ).scalars():
+        session.delete(row)
+    session.flush()
+    for user_id in sorted(set(user_ids)):
+        session.add(IntegrationAccess(integration_id=integration_id, user_id=user_id))
+
+
+def contact_by_handle(session: Session, *, integration_id: int, handle: str) -> Contact | None:
+    query = select(Contact).where(
+        Contact.integration_id == integration_id, Contact.handle == handle
+    )
+    return session.execute(query).scalars().first()
+
+
+def conversation_by_contact(
+    session: Session, *, contact_id: int, lock: bool = False
+) -> Conversation | None:
+    query = select(Conversation).where(Conversation.contact_id == contact_id)
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalars().first()
+
+
+def conversation_by_id(
+    session: Session, *, account_id: int, conversation_id: int, lock: bool = False
+) -> Conversation | None:
+    query = select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.account_id == account_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalars().first()
+
+
+def message_by_external_id(
+    session: Session, *, integration_id: int, external_id: str
+) -> Message | None:
+    query = select(Message).where(
+        Message.integration_id == integration_id, Message.external_id == external_id
+    )
+    return session.execute(query).scalars().first()
+
+
+def messages_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Message]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    rows = session.execute(select(Message).where(col(Message.id).in_(wanted))).scalars()
+    return {int(m.id): m for m in rows if m.id is not None}
+
+
+def messages_page(
+    session: Session, *, conversation_id: int, before_id: int | None, limit: int
+) -> Sequence[Message]:
+    """Newest first; `limit + 1` rows so the caller can tell whether there is a next page."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before_id is not None:
+        query = query.where(col(Message.id) < before_id)
+    query = query.order_by(col(Message.id).desc()).limit(limit + 1)
+    return session.execute(query).scalars().all()
+
+
+def read_mark(session: Session, *, conversation_id: int, user_id: int) -> ReadMark | None:
+    return session.get(ReadMark, (conversation_id, user_id))
+
+
+def section_condition(section: str, *, viewer_id: int) -> Any:
+    status, assignee = col(Conversation.status), col(Conversation.assignee_id)
+    return {
+        "unassigned": and_(status == "open", assignee.is_(None)),
+        "mine": and_(status == "open", assignee == viewer_id),
+        "others": and_(status == "open", assignee.is_not(None), assignee != viewer_id),
+        "closed": status == "closed",
+    }[section]
+
+
+def section_expression(*, viewer_id: int) -> Any:
+    """The viewer's section of a conversation, as SQL."""
+    return case(
+        *((section_condition(s, viewer_id=viewer_id), s) for s in SECTIONS),
+        else_="closed",
+    )
+
+
+def conversation_rows(
+    session: Session,
+    *,
+    account_id: int,
+    viewer_id: int,
+    integration_ids: Sequence[int],
+    section: str | None = None,
+    after: tuple[datetime, int] | None = None,
+    conversation_id: int | None = None,
+    limit: int = 50,
+) -> list[tuple[Conversation, Contact, Integration, int]]:
+    """Conversations newest activity first, with contact, integration and the viewer's read count."""
+    mark = aliased(ReadMark)
+    query = (
+        select(Conversation, Contact, Integration, func.coalesce(mark.read_inbound_count, 0))
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .join(Integration, col(Integration.id) == col(Conversation.integration_id))
+        .outerjoin(mark, and_(mark.conversation_id == Conversation.id, mark.user_id == viewer_id))
+        .where(Conversation.account_id == account_id)
+        .where(col(Conversation.integration_id).in_(list(integration_ids)))
+    )
+    if section is not None:
+        query = query.where(section_condition(section, viewer_id=viewer_id))
+    if conversation_id is not None:
+        query = query.where(Conversation.id == conversation_id)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                col(Conversation.last_message_at) < at,
+                and_(col(Conversation.last_message_at) == at, col(Conversation.id) < last_id),
+            )
+        )
+    query = query.order_by(col(Conversation.last_message_at).desc(), col(Conversation.id).desc())
+    query = query.limit(limit)
+    return [(c, ct, i, int(n)) for c, ct, i, n in session.execute(query).all()]
+
+
+def section_counts(
+    session: Session, *, account_id: int, viewer_id: int, integration_ids: Sequence[int]
+) -> dict[str, tuple[int, int]]:
+    """Per section: (conversations, conversations with unread messages) for the viewer."""
+    mark = aliased(ReadMark)
+    section = section_expression(viewer_id=viewer_id).label("section")
+    unread = case(
+        (col(Conversation.inbound_count) > func.coalesce(mark.read_inbound_count, 0), 1), else_=0
+    )
+    query = (
+        select(section, func.count(), func.sum(unread))
+        .select_from(Conversation)
+        .outerjoin(mark, and_(mark.conversation_id == Conversation.id, mark.user_id == viewer_id))
+        .where(Conversation.account_id == account_id)
+        .where(col(Conversation.integration_id).in_(list(integration_ids)))
+        .group_by(section)
+    )
+    counts = {s: (0, 0) for s in SECTIONS}
+    for name, total, with_unread in session.execute(query).all():
+        counts[str(name)] = (int(total), int(with_unread or 0))
+    return counts
