@@ -8,6 +8,7 @@ at once; a node that dies mid-send leaves the lease to expire and another node r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from datetime import timedelta
@@ -47,10 +48,8 @@ class OutboundWorker:
                 raise
             except Exception:
                 log.exception("outbound sweep failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def _sweep(self) -> None:
@@ -74,16 +73,12 @@ class OutboundWorker:
                 result = await provider.send(
                     claimed.message, public=claimed.public, secrets=claimed.secrets
                 )
-            except SendError:
+            except SendError as exc:
+                error, transient = str(exc), exc.transient
                 delay = self.retry_delay(claimed.attempt)
                 await self.runtime.write(
                     lambda s: delivery.record_failure(
-                        s,
-                        services,
-                        job_id=job_id,
-                        error=str(exc),
-                        transient=exc.transient,
-                        retry_in=delay,
+                        s, services, job_id=job_id, error=error, transient=transient, retry_in=delay
                     )
                 )
                 return

@@ -323,6 +323,7 @@ def reply(
 ) -> tuple[Message, Conversation, int]:
     """Store an outbound message and queue it for its provider (sent after commit)."""
     conversation, integration = access.get_conversation(session, actor, conversation_id, lock=True)
+    assert integration.id is not None
     now = services.now()
     window = get_provider(integration.provider).reply_window
     if window is not None:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlmodel import Session, col
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
 
 from server.domain.conversations import present_message
 from server.domain.events import emit

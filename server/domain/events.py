@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from server.state.db import PENDING_EVENTS
 from server.state.models import Account, Event
@@ -55,9 +55,9 @@ def emit(
     # The UPDATE locks the account row until commit, so seq order is commit order.
     seq = session.execute(
         update(Account)
-        .where(Account.id == account_id)  # type: ignore[arg-type]
-        .values(event_seq=Account.event_seq + 1)
-        .returning(Account.event_seq)
+        .where(col(Account.id) == account_id)
+        .values(event_seq=col(Account.event_seq) + 1)
+        .returning(col(Account.event_seq))
     ).scalar_one()
     frame = encode_frame(type_, seq, data)
     session.add(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -25,7 +26,7 @@ class Ingested:
 
 
 def _contact(
-    session: Session, integration: Integration, inbound: InboundMessage, now: object
+    session: Session, integration: Integration, inbound: InboundMessage, now: datetime
 ) -> Contact:
     assert integration.id is not None
     contact = queries.contact_by_handle(
@@ -54,7 +55,7 @@ def _contact(
 
 
 def _conversation(
-    session: Session, integration: Integration, contact: Contact, now: object
+    session: Session, integration: Integration, contact: Contact, now: datetime
 ) -> tuple[Conversation, bool]:
     assert contact.id is not None and integration.id is not None
     conversation = queries.conversation_by_contact(session, contact_id=contact.id, lock=True)

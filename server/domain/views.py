@@ -76,7 +76,7 @@ def conversation_view(
     links: list[dict[str, Any]] | None = None,
     viewer: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The conversation; with `viewer=(user_id, read_inbound_count)` also section and unread_count."""
+    """The conversation; given `viewer=(user_id, read_inbound_count)`, with section and unread."""
     view: dict[str, Any] = {
         "id": conversation.id,
         "integration_id": conversation.integration_id,

@@ -1,4 +1,4 @@
-"""Who is calling: a bearer token, or the signed session cookie (with an allowed Origin for writes)."""
+"""Who is calling: a bearer token, or the signed session cookie (writes need an allowed Origin)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ _ERROR = {
         }
     },
 }
-_SECURITY = {
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "public": [],
     "signature": [],
     "metrics": [{"bearer": []}],
@@ -37,10 +37,15 @@ def _path(endpoint: Endpoint) -> str:
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", endpoint.path)
 
 
+def _operation_id(endpoint: Endpoint) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", _path(endpoint).lower()).strip("_")
+    return f"{endpoint.method.lower()}_{slug}"
+
+
 def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": endpoint.summary,
-        "operationId": f"{endpoint.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', _path(endpoint).lower()).strip('_')}",
+        "operationId": _operation_id(endpoint),
         "tags": [endpoint.tag],
         "x-switchboard-auth": endpoint.auth,
         "security": _SECURITY.get(endpoint.auth, [{"bearer": []}, {"session": []}]),

@@ -28,7 +28,7 @@ async def _ingest(request: Request, integration_id: int, inbound: InboundMessage
     try:
         return await rt.write(work)
     except IntegrityError:
-        # A concurrent delivery of the same message won the unique constraint: now it is a duplicate.
+        # A concurrent delivery of this message won the unique constraint: now it's a duplicate.
         return await rt.write(work)
 
 

@@ -104,5 +104,8 @@ def split_fields(
             errors[key] = "too long"
     if errors:
         raise ValidationFailed(fields={f"config.{k}": v for k, v in errors.items()})
-    pick = lambda names: {k: config[k].strip() for k in names if config.get(k) is not None}  # noqa: E731
+
+    def pick(names: dict[str, bool]) -> dict[str, Any]:
+        return {k: config[k].strip() for k in names if config.get(k) is not None}
+
     return pick(public), pick(secret)

