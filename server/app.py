@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from server.clock import Clock, system_clock
@@ -26,6 +26,8 @@ from server.errors import DomainError, NotFound, ServiceUnavailable
 from server.handlers.http import error_response
 from server.handlers.openapi import openapi
 from server.handlers.routes import starlette_routes
+from server.handlers.websocket import websocket_endpoint
+from server.realtime.service import Realtime
 from server.runtime import Runtime
 from server.state.db import Database
 from server.state.migrate import upgrade
@@ -77,6 +79,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         runtime = Runtime(settings, Services.from_settings(settings, clock), db, redis)
         runtime.loop = asyncio.get_running_loop()
+        runtime.realtime = Realtime(runtime, redis_url)
+        runtime.publisher = runtime.realtime
+        await runtime.realtime.start()
         app.state.runtime = runtime
         worker = OutboundWorker(runtime)
         runtime.outbound_wake = worker.wake
@@ -88,14 +93,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
             await worker.close()
+            await runtime.realtime.stop()
             await redis.aclose()
             if embedded:
                 embedded.stop()
             db.dispose()
 
-    routes: list[Route | Mount] = [
+    routes: list[Route | Mount | WebSocketRoute] = [
         *starlette_routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
+        WebSocketRoute("/ws", websocket_endpoint),
     ]
     if WEB_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from redis.asyncio import Redis
@@ -14,6 +14,9 @@ from server.config import Settings
 from server.domain.services import Services
 from server.metrics import Metrics
 from server.realtime.publisher import LocalPublisher, Publisher
+
+if TYPE_CHECKING:
+    from server.realtime.service import Realtime
 from server.state.db import Database
 
 T = TypeVar("T")
@@ -28,6 +31,7 @@ class Runtime:
         self.db = db
         self.redis = redis
         self.publisher: Publisher = LocalPublisher()
+        self.realtime: Realtime
         self.metrics = Metrics()
         # Bounded like the connection pool, so threads never queue on a pool checkout.
         self._limiter = CapacityLimiter(30)

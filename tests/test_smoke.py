@@ -9,4 +9,4 @@ def test_inbound_message_lands_in_unassigned(api: Api, db) -> None:
     items = api.get("/api/v1/conversations?section=unassigned", team.admin.token).json()["items"]
     assert [c["last_message"]["text"] for c in items] == ["Hi there"]
     types = [e["type"] for e in event_log(db, team.account_id)]
-    assert types == ["conversation.created", "message.created"]
+    assert types == ["integration.created", "conversation.created", "message.created"]

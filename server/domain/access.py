@@ -66,3 +66,15 @@ def require_installer(actor: Actor, integration: Integration) -> None:
         raise Forbidden(
             "Only the user who installed this messaging app may delete its conversations."
         )
+
+
+def audience_map(session: Session, *, account_id: int) -> dict[int, frozenset[int]]:
+    """Per integration of the account, the users with shared access: who may see its events."""
+    users: dict[int, set[int]] = {}
+    for integration_id, installer, shared_user in queries.access_rows(
+        session, account_id=account_id
+    ):
+        members = users.setdefault(integration_id, {installer})
+        if shared_user is not None:
+            members.add(shared_user)
+    return {integration_id: frozenset(members) for integration_id, members in users.items()}

@@ -44,6 +44,20 @@ def _check_shared_with(session: Session, actor: Actor, user_ids: Sequence[int]) 
     return wanted
 
 
+def _emit_changed(
+    session: Session, services: Services, actor: Actor, type_: str, integration_id: int
+) -> None:
+    """Who sees what may have changed: every user refetches; only the id travels."""
+    session.flush()
+    emit(
+        session,
+        account_id=actor.account_id,
+        type_=type_,
+        data={"integration_id": integration_id},
+        now=services.now(),
+    )
+
+
 def install(
     session: Session,
     services: Services,
@@ -71,6 +85,7 @@ def install(
     session.flush()
     assert integration.id is not None
     queries.replace_access(session, integration_id=integration.id, user_ids=users)
+    _emit_changed(session, services, actor, "integration.created", integration.id)
     return integration
 
 
@@ -102,6 +117,7 @@ def update(
         users = _check_shared_with(session, actor, shared_with)
         queries.replace_access(session, integration_id=integration_id, user_ids=users)
     session.add(integration)
+    _emit_changed(session, services, actor, "integration.updated", integration_id)
     return integration
 
 
@@ -113,13 +129,7 @@ def uninstall(session: Session, services: Services, actor: Actor, *, integration
     session.execute(delete(Event).where(Event.integration_id == integration_id))  # type: ignore[arg-type]
     session.delete(integration)
     session.flush()
-    emit(
-        session,
-        account_id=actor.account_id,
-        type_="integration.deleted",
-        data={"integration_id": integration_id},
-        now=services.now(),
-    )
+    _emit_changed(session, services, actor, "integration.deleted", integration_id)
 
 
 def visible(session: Session, actor: Actor) -> list[Integration]:

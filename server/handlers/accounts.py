@@ -84,7 +84,8 @@ async def me(request: Request) -> Response:
     actor = await authenticate(request)
     rt = runtime(request)
     user = await rt.read(lambda s: accounts.get_user(s, actor, actor.user_id))
-    return JSONResponse(user_view(user))
+    online = await rt.realtime.online(actor.account_id)
+    return JSONResponse(user_view(user, online=user.id in online))
 
 
 async def list_users(request: Request) -> Response:
@@ -95,7 +96,9 @@ async def list_users(request: Request) -> Response:
     rt = runtime(request)
     users = await rt.read(lambda s: accounts.list_users(s, actor, after_id=after, limit=limit + 1))
     more = len(users) > limit
-    return page([user_view(u) for u in users[:limit]], (users[limit - 1].id,) if more else None)
+    online = await rt.realtime.online(actor.account_id)
+    views = [user_view(u, online=u.id in online) for u in users[:limit]]
+    return page(views, (users[limit - 1].id,) if more else None)
 
 
 async def create_user(request: Request) -> Response:

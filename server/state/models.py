@@ -44,6 +44,10 @@ class Account(SQLModel, table=True):
     event_seq: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )
+    # Events up to this seq were dropped from the log: a client behind it must resync.
+    events_pruned_through: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
     created_at: datetime = _when()
 
 
@@ -225,7 +229,6 @@ class Event(SQLModel, table=True):
     )
     # The whole server frame, encoded once.
     frame: str = Field(sa_column=Column(Text, nullable=False))
-    published: bool = Field(default=False, index=True)
     created_at: datetime = _when(index=True)
 
 

@@ -11,9 +11,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from server.state.models import (
+    Account,
     ApiToken,
     Contact,
     Conversation,
+    Event,
     Integration,
     IntegrationAccess,
     LoginFailure,
@@ -267,3 +269,39 @@ def section_counts(
     for name, total, with_unread in session.execute(query).all():
         counts[str(name)] = (int(total), int(with_unread or 0))
     return counts
+
+
+def events_between(
+    session: Session, *, account_id: int, after: int, upto: int | None = None
+) -> Sequence[Event]:
+    """The account's retained events with `after < seq <= upto`, in order."""
+    query = select(Event).where(col(Event.account_id) == account_id, col(Event.seq) > after)
+    if upto is not None:
+        query = query.where(col(Event.seq) <= upto)
+    return session.exec(query.order_by(col(Event.seq))).all()
+
+
+def event_seqs(session: Session, *, account_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Per account: (latest seq, seq up to which events were pruned from the log)."""
+    ids = list(account_ids)
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(Account.id, Account.event_seq, Account.events_pruned_through).where(
+            col(Account.id).in_(ids)
+        )
+    ).all()
+    return {int(i or 0): (int(seq), int(pruned)) for i, seq, pruned in rows}
+
+
+def access_rows(session: Session, *, account_id: int) -> list[tuple[int, int, int | None]]:
+    """(integration, installer, shared user or None) for every integration of the account."""
+    query = (
+        select(Integration.id, Integration.installed_by, IntegrationAccess.user_id)
+        .outerjoin(IntegrationAccess, col(IntegrationAccess.integration_id) == col(Integration.id))
+        .where(col(Integration.account_id) == account_id)
+    )
+    return [
+        (int(i or 0), int(by), int(u) if u is not None else None)
+        for i, by, u in session.exec(query).all()
+    ]

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("event_seq", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("events_pruned_through", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -48,7 +49,6 @@ def upgrade() -> None:
         sa.Column("integration_id", sa.Integer(), nullable=True),
         sa.Column("conversation_id", sa.Integer(), nullable=True),
         sa.Column("frame", sa.Text(), nullable=False),
-        sa.Column("published", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -59,7 +59,6 @@ def upgrade() -> None:
             batch_op.f("ix_events_conversation_id"), ["conversation_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_events_created_at"), ["created_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_events_published"), ["published"], unique=False)
 
     op.create_table(
         "users",
@@ -266,7 +265,6 @@ def downgrade() -> None:
 
     op.drop_table("users")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_events_published"))
         batch_op.drop_index(batch_op.f("ix_events_created_at"))
         batch_op.drop_index(batch_op.f("ix_events_conversation_id"))
 

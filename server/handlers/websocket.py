@@ -1,0 +1,141 @@
+"""`GET /ws`: the live inbox. Hello, replay of what the client missed, then live events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.domain.views import user_view
+from server.errors import Unauthenticated
+from server.handlers.auth import authenticate
+from server.handlers.http import runtime
+from server.realtime.connection import PONG_FRAME, Connection, error_frame, resync_frame
+from server.realtime.feed import AccountFeed
+from server.realtime.wire import WireEvent
+from server.state import queries
+from server.state.models import User
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+def _since(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("since")
+    if raw is None or raw == "":
+        return None
+    value = int(raw)  # ValueError for garbage: answered with an error frame
+    if value < 0:
+        raise ValueError("since must not be negative")
+    return value
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    rt = runtime(websocket)
+    origin = websocket.headers.get("origin")
+    if origin is not None and origin.rstrip("/") not in rt.settings.allowed_origins:
+        await websocket.close(code=CLOSE_FORBIDDEN)  # before accept: the handshake is refused (403)
+        return
+    try:
+        actor = await authenticate(websocket)
+    except Unauthenticated:
+        await websocket.close(code=CLOSE_UNAUTHENTICATED)
+        return
+    await websocket.accept()
+    try:
+        since = _since(websocket)
+    except ValueError:
+        await websocket.send_text(
+            error_frame("bad_request", "`since` must be a non-negative integer.")
+        )
+        await websocket.close(code=4400)
+        return
+
+    realtime = rt.realtime
+    connection = Connection(websocket, user_id=actor.user_id, account_id=actor.account_id)
+    feed = await realtime.hub.feed_for(actor.account_id)
+    boundary = feed.attach(connection, since)
+    sender: asyncio.Task[None] | None = None
+    try:
+        await _greet(websocket, feed, connection, since, boundary)
+        await realtime.connected(connection)
+        sender = asyncio.create_task(connection.send_forever())
+        receiver = asyncio.create_task(_receive(websocket, connection))
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await receiver
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        feed.detach(connection)
+        connection.close()
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+        realtime.hub.release_later(feed)
+        await realtime.disconnected(connection)
+
+
+async def _greet(
+    websocket: WebSocket,
+    feed: AccountFeed,
+    connection: Connection,
+    since: int | None,
+    boundary: int,
+) -> None:
+    """The hello frame, then (with `since`) every retained event after it that the user may see."""
+    rt = runtime(websocket)
+    account_id, user_id = connection.account_id, connection.user_id
+    user = await rt.read(lambda s: s.get(User, user_id))
+    assert user is not None
+    hello = {"type": "hello", "seq": boundary, "data": {"user": user_view(user, online=True)}}
+    await websocket.send_text(orjson.dumps(hello).decode())
+    if since is None:
+        return
+    seqs = await rt.read(lambda s: queries.event_seqs(s, account_ids=[account_id]))
+    latest, pruned_through = seqs[account_id]
+    if since < pruned_through or since > latest:
+        # Too old to replay, or from another timeline: the client refetches over REST.
+        connection.cursor = boundary
+        await websocket.send_text(resync_frame(boundary))
+        return
+    if since >= boundary:
+        return
+    rows = await rt.read(
+        lambda s: queries.events_between(s, account_id=account_id, after=since, upto=boundary)
+    )
+    for row in rows:
+        event = WireEvent(account_id, row.seq, row.integration_id, None, row.frame, row.type)
+        if feed.may_see(user_id, event):
+            await websocket.send_text(row.frame)
+
+
+async def _receive(websocket: WebSocket, connection: Connection) -> None:
+    """Client frames: `ping` gets `pong`; anything else an error frame. The socket stays open."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            connection.push(error_frame("unsupported_frame", "Binary frames are not supported."))
+            continue
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            connection.push(error_frame("bad_request", "Frames must be JSON objects."))
+            continue
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "ping":
+            connection.push(PONG_FRAME)
+        else:
+            connection.push(
+                error_frame("unknown_type", "Unknown frame type; only `ping` is understood.")
+            )

@@ -1,0 +1,135 @@
+"""One account's events on this node: in seq order, none lost, none twice, each to whom may see it.
+
+Events arrive from the committing node itself, from Redis pub/sub, and from the event log when
+a gap shows (a seq skipped, Redis reconnected, or the periodic check finds the log ahead). One
+task per account handles them in order; on a gap it reads the missing events from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from server.domain.access import audience_map
+from server.realtime.connection import Connection
+from server.realtime.wire import WireEvent
+from server.state import queries
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """Read the log up to `target` (the log is ahead of what this node delivered)."""
+
+    target: int
+
+
+class AccountFeed:
+    def __init__(
+        self,
+        runtime: Runtime,
+        account_id: int,
+        *,
+        last_seq: int,
+        audience: dict[int, frozenset[int]],
+    ) -> None:
+        self.runtime = runtime
+        self.account_id = account_id
+        self.last_seq = last_seq
+        self.audience = audience
+        self.connections: dict[int, Connection] = {}
+        self._inbox: asyncio.Queue[WireEvent | CatchUp] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    # Connections -----------------------------------------------------------------------------
+
+    def attach(self, connection: Connection, since: int | None) -> int:
+        """Start feeding `connection`; returns the seq up to which the log must replay to it."""
+        boundary = self.last_seq
+        connection.cursor = max(boundary, since or 0)
+        self.connections[connection.id] = connection
+        return boundary
+
+    def detach(self, connection: Connection) -> None:
+        self.connections.pop(connection.id, None)
+
+    def may_see(self, user_id: int, event: WireEvent) -> bool:
+        """Conversation events go to users with shared access; personal ones to their user."""
+        if event.user_id is not None:
+            return user_id == event.user_id
+        if event.integration_id is not None:
+            return user_id in self.audience.get(event.integration_id, ())
+        return True
+
+    # Events ----------------------------------------------------------------------------------
+
+    def submit(self, item: WireEvent | CatchUp) -> None:
+        self._inbox.put_nowait(item)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"feed-{self.account_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            try:
+                if isinstance(item, CatchUp):
+                    await self._catch_up(item.target)
+                elif item.seq is None:
+                    self._deliver(item)
+                elif item.seq == self.last_seq + 1:
+                    await self._deliver_next(item)
+                elif item.seq > self.last_seq:
+                    await self._catch_up(item.seq)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The log stays the truth: the periodic check will catch up once the DB answers.
+                log.exception("feed %s could not process an event", self.account_id)
+
+    async def _deliver_next(self, event: WireEvent) -> None:
+        assert event.seq is not None
+        if event.type.startswith("integration."):
+            # Who sees what changed. Reload first: if that fails, the event stays undelivered.
+            await self.reload_audience()
+        self.last_seq = event.seq
+        self._deliver(event)
+
+    async def _catch_up(self, target: int) -> None:
+        if target <= self.last_seq:
+            return
+        after = self.last_seq
+        rows = await self.runtime.read(
+            lambda s: queries.events_between(
+                s, account_id=self.account_id, after=after, upto=target
+            )
+        )
+        for row in rows:
+            if row.seq > self.last_seq:
+                await self._deliver_next(
+                    WireEvent(
+                        self.account_id, row.seq, row.integration_id, None, row.frame, row.type
+                    )
+                )
+        self.last_seq = max(self.last_seq, target)
+
+    def _deliver(self, event: WireEvent) -> None:
+        for connection in list(self.connections.values()):
+            if self.may_see(connection.user_id, event):
+                connection.push(event.frame, event.seq)
+
+    async def reload_audience(self) -> None:
+        self.audience = await self.runtime.read(
+            lambda s: audience_map(s, account_id=self.account_id)
+        )

@@ -1,0 +1,69 @@
+"""What travels between nodes over Redis pub/sub: a small header, then the frame as clients get it.
+
+`<seq>|<integration_id>|<user_id>|<type>|<origin node>\n<frame>`, empty fields meaning "none".
+The frame is encoded once by the node that committed the event, never again on its way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.domain.events import PendingEvent
+
+CHANNEL_PREFIX = "switchboard:account:"
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    account_id: int
+    seq: int | None
+    integration_id: int | None
+    user_id: int | None
+    frame: str
+    type: str = ""
+    origin: str = ""
+
+
+def channel_for(account_id: int) -> str:
+    return f"{CHANNEL_PREFIX}{account_id}"
+
+
+def account_of(channel: str) -> int | None:
+    if not channel.startswith(CHANNEL_PREFIX):
+        return None
+    try:
+        return int(channel[len(CHANNEL_PREFIX) :])
+    except ValueError:
+        return None
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value else None
+
+
+def encode(event: PendingEvent, origin: str) -> str:
+    fields = (_opt(event.seq), _opt(event.integration_id), _opt(event.user_id), event.type, origin)
+    header = "|".join(fields)
+    return f"{header}\n{event.frame}"
+
+
+def decode(account_id: int, message: str) -> WireEvent:
+    """Parse a pub/sub message; ValueError if it is not one of ours."""
+    header, sep, frame = message.partition("\n")
+    parts = header.split("|")
+    if not sep or len(parts) != 5:
+        raise ValueError("not a switchboard event")
+    seq, integration_id, user_id, type_, origin = parts
+    return WireEvent(
+        account_id, _int(seq), _int(integration_id), _int(user_id), frame, type_, origin
+    )
+
+
+def from_pending(event: PendingEvent) -> WireEvent:
+    return WireEvent(
+        event.account_id, event.seq, event.integration_id, event.user_id, event.frame, event.type
+    )
