@@ -7,6 +7,7 @@ import logging
 import os
 
 from server.config import Settings
+from server.serving import UVICORN_OPTIONS
 from server.state.db import Database
 from server.state.migrate import upgrade
 
@@ -36,8 +37,7 @@ def main(argv: list[str] | None = None) -> None:
             factory=True,
             host=args.host,
             port=args.port,
-            proxy_headers=True,
-            ws_max_size=64 * 1024,
+            **UVICORN_OPTIONS,
         )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -64,6 +64,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(error)
 
 
+async def _web_index(request: Request) -> Response:
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
     """Build the app; start-up (migrations, Redis, workers) happens in its lifespan."""
     settings = settings or Settings.from_env()
@@ -105,7 +109,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         WebSocketRoute("/ws", websocket_endpoint),
     ]
     if WEB_DIR.is_dir():
-        routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
+        # Explicit routes, not a catch-all mount: unknown paths stay 404 and wrong methods 405.
+        routes += [
+            Route("/", _web_index, methods=["GET", "HEAD"]),
+            Mount(
+                "/assets", StaticFiles(directory=WEB_DIR / "assets", check_dir=False), name="assets"
+            ),
+        ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

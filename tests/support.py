@@ -23,6 +23,7 @@ from sqlalchemy import text
 from server.app import create_app
 from server.config import Settings
 from server.security.signatures import sign_sha256
+from server.serving import UVICORN_OPTIONS
 from server.state.db import Database
 
 PG_ADMIN_URL = os.environ.get(
@@ -113,7 +114,7 @@ class LiveServer:
     def __post_init__(self) -> None:
         self.app = create_app(self.settings, clock=self.clock)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", **UVICORN_OPTIONS
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

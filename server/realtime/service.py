@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import orjson
@@ -15,12 +16,18 @@ from server.realtime.connection import Connection
 from server.realtime.hub import Hub
 from server.realtime.presence import REFRESH_INTERVAL, SWEEP_INTERVAL, PresenceStore
 from server.realtime.presence_notifier import PresenceNotifier
+from server.state import queries
 from server.state.models import User
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# The contract: at least the last 1,000 events of an account, and at least the last hour of them.
+RETAIN_EVENTS = 1000
+RETAIN_FOR = timedelta(hours=1)
+PRUNE_INTERVAL = 60.0
 
 
 class Realtime:
@@ -40,6 +47,9 @@ class Realtime:
                 self._every(REFRESH_INTERVAL, self._refresh), name="presence-refresh"
             ),
             asyncio.create_task(self._every(SWEEP_INTERVAL, self._sweep), name="presence-sweep"),
+            asyncio.create_task(
+                self._every(PRUNE_INTERVAL, self._prune), name="event-log-retention"
+            ),
         ]
 
     async def stop(self) -> None:
@@ -123,6 +133,12 @@ class Realtime:
     async def _sweep(self) -> None:
         for account_id, user_ids in (await self.presence.sweep()).items():
             await self._went_offline(account_id, user_ids)
+
+    async def _prune(self) -> None:
+        cutoff = self.runtime.services.now() - RETAIN_FOR
+        await self.runtime.write(
+            lambda s: queries.prune_events(s, created_before=cutoff, keep_last=RETAIN_EVENTS)
+        )
 
     async def online(self, account_id: int) -> set[int]:
         """Users online anywhere; empty when Redis does not answer (REST keeps working)."""

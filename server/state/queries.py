@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_
+from sqlalchemy import and_, case, delete, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -305,3 +305,29 @@ def access_rows(session: Session, *, account_id: int) -> list[tuple[int, int, in
         (int(i or 0), int(by), int(u) if u is not None else None)
         for i, by, u in session.exec(query).all()
     ]
+
+
+def prune_events(session: Session, *, created_before: datetime, keep_last: int) -> dict[int, int]:
+    """Drop events both older than `created_before` and not among each account's last `keep_last`.
+
+    Records, per account, the seq up to which the log was pruned; returns those seqs.
+    """
+    candidates = session.exec(
+        select(Event.account_id, func.max(Event.seq))
+        .join(Account, col(Account.id) == col(Event.account_id))
+        .where(col(Event.created_at) < created_before)
+        .where(col(Event.seq) <= col(Account.event_seq) - keep_last)
+        .group_by(col(Event.account_id))
+    ).all()
+    pruned: dict[int, int] = {}
+    for account_id, through in candidates:
+        session.exec(
+            delete(Event).where(col(Event.account_id) == account_id, col(Event.seq) <= through)
+        )
+        session.exec(
+            update(Account)
+            .where(col(Account.id) == account_id, col(Account.events_pruned_through) < through)
+            .values(events_pruned_through=through)
+        )
+        pruned[int(account_id)] = int(through)
+    return pruned
