@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -24,6 +25,7 @@ from server.delivery import OutboundWorker
 from server.domain.services import Services
 from server.errors import DomainError, NotFound, ServiceUnavailable
 from server.handlers.http import error_response
+from server.handlers.observe import MetricsMiddleware
 from server.handlers.openapi import openapi
 from server.handlers.routes import starlette_routes
 from server.handlers.websocket import websocket_endpoint
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(MetricsMiddleware)],
         exception_handlers={
             DomainError: _domain_error,
             HTTPException: _http_error,

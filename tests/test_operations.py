@@ -89,7 +89,9 @@ def test_metrics_are_prometheus_text(api: Api) -> None:
     samples = [line for line in r.text.splitlines() if line.startswith("switchboard_")]
     assert samples
     for line in samples:
-        assert re.match(r"^switchboard_\w+(\{[^}]*\})? ([-+0-9.eE]+|NaN|[+-]Inf)$", line), line
+        # Label values are quoted and may hold braces (route templates such as `/x/{id}`).
+        labels = r'(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?'
+        assert re.match(rf"^switchboard_\w+{labels} ([-+0-9.eE]+|NaN|[+-]Inf)$", line), line
     assert 'switchboard_events_published_total{type="message.created"}' in r.text
 
 

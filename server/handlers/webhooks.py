@@ -51,8 +51,16 @@ async def inbound(request: Request, provider_name: str) -> list[Ingested]:
         headers={k.lower(): v for k, v in request.headers.items()},
     )
     if not provider.verify(webhook, secrets=found.secrets):
+        rt.metrics.webhooks.labels(provider_name, "bad_signature").inc()
         raise Forbidden("The webhook signature is missing or wrong.")
-    return [await _ingest(request, integration_id, message) for message in provider.parse(webhook)]
+    results = [
+        await _ingest(request, integration_id, message) for message in provider.parse(webhook)
+    ]
+    for result in results:
+        rt.metrics.webhooks.labels(
+            provider_name, "duplicate" if result.duplicate else "stored"
+        ).inc()
+    return results
 
 
 async def api_inbound(request: Request) -> Response:
