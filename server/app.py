@@ -51,7 +51,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     error = DomainError(exc.detail)
     error.status = exc.status_code
     error.code = {405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return error_response(error)
+    response = error_response(error)
+    response.headers.update(exc.headers or {})  # e.g. `Allow` on a 405
+    return response
 
 
 async def _database_down(request: Request, exc: Exception) -> Response:

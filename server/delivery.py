@@ -55,6 +55,7 @@ class OutboundWorker:
     async def _sweep(self) -> None:
         services = self.runtime.services
         job_ids = await self.runtime.read(lambda s: delivery.due_job_ids(s, services, limit=50))
+        self.runtime.metrics.outbound_backlog.set(await self.runtime.read(delivery.backlog))
         for job_id in job_ids:
             if job_id not in self._inflight:
                 self._inflight.add(job_id)

@@ -383,18 +383,21 @@ def test_an_empty_body_is_400(api: Api, db: Database) -> None:
     assert stored(db, integration["id"]) == NOTHING
 
 
-def test_json_that_is_not_an_object_is_422(api: Api, db: Database) -> None:
+# The contract: a malformed webhook body is a 400 (with `fields` saying what is wrong).
+
+
+def test_json_that_is_not_an_object_is_400(api: Api, db: Database) -> None:
     team = api.signup()
     integration = team.install()
     for document in ([payload()], "text", 5, None):
         error = assert_error(
-            post_signed(api, integration, orjson.dumps(document)), 422, "validation_error"
+            post_signed(api, integration, orjson.dumps(document)), 400, "bad_request"
         )
         assert isinstance(error["fields"], dict) and error["fields"], error
     assert stored(db, integration["id"]) == NOTHING
 
 
-def test_missing_and_mistyped_fields_are_422_with_fields(api: Api, db: Database) -> None:
+def test_missing_and_mistyped_fields_are_400_with_fields(api: Api, db: Database) -> None:
     team = api.signup()
     integration = team.install()
     mark = latest_seq(db, team.account_id)
@@ -414,7 +417,7 @@ def test_missing_and_mistyped_fields_are_422_with_fields(api: Api, db: Database)
     ]
     for document, field in cases:
         r = post_signed(api, integration, orjson.dumps(document))
-        error = assert_error(r, 422, "validation_error")
+        error = assert_error(r, 400, "bad_request")
         assert field in error["fields"], (document, error)
     assert stored(db, integration["id"]) == NOTHING
     assert new_event_types(db, team.account_id, mark) == []
@@ -434,12 +437,12 @@ def test_text_over_4096_characters_is_422(api: Api, db: Database) -> None:
     assert stored(db, integration["id"])["messages"] == 1
 
 
-def test_sent_at_that_is_not_iso_8601_is_422(api: Api, db: Database) -> None:
+def test_sent_at_that_is_not_iso_8601_is_400(api: Api, db: Database) -> None:
     team = api.signup()
     integration = team.install()
     for value in ("yesterday", "2026-13-45T99:00:00Z", "", "26/11/2026 09:00"):
         r = team.inbound(integration, sent_at=value)
-        error = assert_error(r, 422, "validation_error")
+        error = assert_error(r, 400, "bad_request")
         assert "sent_at" in error["fields"], (value, error)
     assert stored(db, integration["id"]) == NOTHING
 
@@ -540,7 +543,7 @@ def test_the_server_keeps_serving_after_abuse(api: Api, db: Database) -> None:
         post_raw(api, integration["id"], orjson.dumps(payload()), signature="sha256=nope"),
         post_raw(api, integration["id"] + 999, orjson.dumps(payload()), secret="x"),
     ]
-    assert [r.status_code for r in abuse] == [400, 422, 400, 413, 403, 404]
+    assert [r.status_code for r in abuse] == [400, 400, 400, 413, 403, 404]
     for r in abuse:
         assert "error" in r.json()
     assert api.get("/healthz").status_code == 200

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from server.domain.conversations import present_message
@@ -39,6 +39,11 @@ def due_job_ids(session: Session, services: Services, *, limit: int) -> list[int
         .limit(limit)
     )
     return [int(i) for i in session.execute(query).scalars().all()]
+
+
+def backlog(session: Session) -> int:
+    """Replies still waiting for their provider."""
+    return int(session.exec(select(func.count()).select_from(OutboundJob)).one())
 
 
 def claim(session: Session, services: Services, *, job_id: int) -> Claimed | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,7 +20,14 @@ from server.handlers.schemas import (
     SignupIn,
     UserIn,
 )
+from server.runtime import Runtime
 from server.security.tokens import CookieSigner
+from server.state.models import User
+
+
+async def _present(rt: Runtime, user: User) -> dict[str, Any]:
+    """The user as the API shows it, with presence from Redis."""
+    return user_view(user, online=user.id in await rt.realtime.online(user.account_id))
 
 
 async def signup(request: Request) -> Response:
@@ -54,7 +63,7 @@ async def login(request: Request) -> Response:
     )
     if issued is None:
         raise Unauthenticated("Wrong email or password.")
-    response = JSONResponse({"user": user_view(issued.user), "token": issued.token})
+    response = JSONResponse({"user": await _present(rt, issued.user), "token": issued.token})
     response.set_cookie(
         SESSION_COOKIE,
         CookieSigner(rt.settings.secret_key).sign(issued.token),
@@ -84,8 +93,7 @@ async def me(request: Request) -> Response:
     actor = await authenticate(request)
     rt = runtime(request)
     user = await rt.read(lambda s: accounts.get_user(s, actor, actor.user_id))
-    online = await rt.realtime.online(actor.account_id)
-    return JSONResponse(user_view(user, online=user.id in online))
+    return JSONResponse(await _present(rt, user))
 
 
 async def list_users(request: Request) -> Response:
@@ -126,7 +134,7 @@ async def set_availability(request: Request) -> Response:
     user = await rt.write(
         lambda s: accounts.set_availability(s, rt.services, actor, available=body.available)
     )
-    return JSONResponse(user_view(user))
+    return JSONResponse(await _present(rt, user))
 
 
 async def get_notification_settings(request: Request) -> Response:

@@ -10,8 +10,8 @@ import httpx
 import orjson
 
 from server.clock import isoformat
-from server.errors import ValidationFailed
-from server.handlers.schemas import ApiWebhookIn
+from server.errors import BadRequest, ValidationFailed
+from server.handlers.schemas import MAX_TEXT, ApiWebhookIn
 from server.parsing import parse_json, validate
 from server.providers.base import (
     InboundMessage,
@@ -48,15 +48,22 @@ class ApiProvider:
         )
 
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        body = validate(ApiWebhookIn, parse_json(request.body))
+        document = parse_json(request.body)
+        text = document.get("text") if isinstance(document, dict) else None
+        if isinstance(text, str) and len(text) > MAX_TEXT:
+            raise ValidationFailed(fields={"text": f"must be at most {MAX_TEXT} characters"})
+        try:
+            body = validate(ApiWebhookIn, document)
+        except ValidationFailed as exc:  # the contract: a malformed webhook body is a 400
+            raise BadRequest("The webhook body is malformed.", fields=exc.fields) from exc
         sent_at = None
         if body.sent_at is not None:
             try:
                 sent_at = datetime.fromisoformat(body.sent_at)
             except ValueError as exc:
-                raise ValidationFailed(fields={"sent_at": "must be an ISO-8601 timestamp"}) from exc
+                raise BadRequest(fields={"sent_at": "must be an ISO-8601 timestamp"}) from exc
             if sent_at.tzinfo is None:
-                raise ValidationFailed(fields={"sent_at": "must carry a time zone (e.g. Z)"})
+                raise BadRequest(fields={"sent_at": "must carry a time zone (e.g. Z)"})
         return [
             InboundMessage(
                 external_id=body.message_id,

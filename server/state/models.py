@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -14,15 +14,38 @@ from sqlalchemy import (
     Index,
     Integer,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps go in as UTC and come out timezone-aware, on SQLite (which keeps no zone) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _when(*, nullable: bool = False, index: bool = False) -> Any:
-    return Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index)
-    )
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+# SQLite would otherwise hand a deleted row's id to the next row: a deleted conversation's id
+# must never come back as somebody else's (links, notes and clients still name it).
+_NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 def _ref(target: str, *, nullable: bool = False, index: bool = True, cascade: bool = True) -> Any:
@@ -37,6 +60,7 @@ def _ref(target: str, *, nullable: bool = False, index: bool = True, cascade: bo
 
 class Account(SQLModel, table=True):
     __tablename__ = "accounts"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
@@ -53,6 +77,7 @@ class Account(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _ref("accounts.id")
@@ -73,6 +98,7 @@ class ApiToken(SQLModel, table=True):
     """A bearer token or a browser session; only a SHA-256 of the secret is kept."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = _ref("users.id")
@@ -84,6 +110,7 @@ class ApiToken(SQLModel, table=True):
 
 class LoginFailure(SQLModel, table=True):
     __tablename__ = "login_failures"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(index=True)
@@ -92,6 +119,7 @@ class LoginFailure(SQLModel, table=True):
 
 class Integration(SQLModel, table=True):
     __tablename__ = "integrations"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _ref("accounts.id")
@@ -127,6 +155,7 @@ class Contact(SQLModel, table=True):
     __tablename__ = "contacts"
     __table_args__ = (
         UniqueConstraint("integration_id", "handle", name="uq_contacts_integration_handle"),
+        _NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -140,6 +169,7 @@ class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
     __table_args__ = (
         Index("ix_conversations_inbox", "integration_id", "status", "last_message_at"),
+        _NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -172,6 +202,7 @@ class Message(SQLModel, table=True):
             "integration_id", "external_id", name="uq_messages_integration_external_id"
         ),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        _NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -215,7 +246,10 @@ class Event(SQLModel, table=True):
     """The account's event log: written in the action's transaction (an outbox), replayed by seq."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("account_id", "seq", name="uq_events_account_seq"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "seq", name="uq_events_account_seq"),
+        _NEVER_REUSE_IDS,
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _ref("accounts.id", index=False)
@@ -236,6 +270,7 @@ class OutboundJob(SQLModel, table=True):
     """A reply waiting for its provider; claimed with a lease, retried with backoff."""
 
     __tablename__ = "outbound_jobs"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(
