@@ -65,6 +65,8 @@ class Settings:
     data_dir: Path
     # Argon2 cost: "standard" in production; tests may pick "fast" to keep the suite quick.
     password_hash_profile: str = "standard"
+    # Namespace of this installation's Redis keys and channels (several may share one Redis).
+    redis_prefix: str = "switchboard"
     max_body_bytes: int = 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -104,4 +106,5 @@ class Settings:
             metrics_token=env.get("METRICS_TOKEN") or None,
             data_dir=data_dir,
             password_hash_profile=env.get("PASSWORD_HASH_PROFILE", "standard"),
+            redis_prefix=env.get("REDIS_PREFIX", "switchboard"),
         )

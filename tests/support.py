@@ -114,7 +114,12 @@ class LiveServer:
     def __post_init__(self) -> None:
         self.app = create_app(self.settings, clock=self.clock)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", **UVICORN_OPTIONS
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            **UVICORN_OPTIONS,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -152,6 +157,8 @@ def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> Setting
         "SECRET_KEY": "test-secret-key",
         "PASSWORD_HASH_PROFILE": "fast",
         "PUBLIC_URL": "http://testserver.local",
+        # Servers of one run may share a Redis: each keeps to its own keys and channels.
+        "REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
     }
     if os.environ.get("TEST_REDIS_URL"):
         env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]

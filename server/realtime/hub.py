@@ -36,6 +36,7 @@ IDLE_GRACE = 30.0
 class Hub:
     def __init__(self, runtime: Runtime, redis_url: str) -> None:
         self.runtime = runtime
+        self.prefix = runtime.settings.redis_prefix
         self.node_id = secrets.token_hex(6)
         self.backend = ResilientRedisBackend(redis_url)
         self.broadcast = Broadcast(backend=self.backend)
@@ -76,7 +77,8 @@ class Hub:
         for event in events:
             try:
                 await self.broadcast.publish(
-                    wire.channel_for(event.account_id), wire.encode(event, self.node_id)
+                    wire.channel_for(self.prefix, event.account_id),
+                    wire.encode(event, self.node_id),
                 )
             except Exception as exc:  # the log still has it; other nodes catch up from there
                 log.warning("publishing %s to redis failed: %s", event.type, exc.__class__.__name__)
@@ -130,7 +132,9 @@ class Hub:
         task.add_done_callback(self._stopping.discard)
 
     async def _listen(self, account_id: int, ready: asyncio.Event) -> None:
-        async with self.broadcast.subscribe(wire.channel_for(account_id)) as subscriber:
+        async with self.broadcast.subscribe(
+            wire.channel_for(self.prefix, account_id)
+        ) as subscriber:
             ready.set()
             async for event in subscriber:  # type: ignore[union-attr]
                 if event is None:

@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 TTL = 45.0  # a connection not refreshed for this long is dead (its node is gone)
 REFRESH_INTERVAL = 15.0
 SWEEP_INTERVAL = 5.0
-PREFIX = "switchboard:presence"
 
 # KEYS: user set, account set, accounts index. ARGV: connection, expiry, now, user id, account id.
 # Returns 1 when the user was offline before this connection.
@@ -61,30 +60,36 @@ return gone
 """
 
 
-def _account_key(account_id: int) -> str:
-    return f"{PREFIX}:{account_id}"
-
-
-def _user_prefix(account_id: int) -> str:
-    return f"{PREFIX}:{account_id}:user:"
-
-
-def _accounts_key() -> str:
-    return f"{PREFIX}:accounts"
-
-
 class PresenceStore:
-    def __init__(self, redis: Redis, *, ttl: float = TTL) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, ttl: float = TTL) -> None:
         self.redis = redis
+        self.prefix = f"{prefix}:presence"
         self.ttl = ttl
         self._connect = redis.register_script(_CONNECT)
         self._disconnect = redis.register_script(_DISCONNECT)
         self._sweep = redis.register_script(_SWEEP)
 
+    def key(self, account_id: int, name: str = "") -> str:
+        """The account's presence keys: its user set, or `name` under it."""
+        return f"{self.prefix}:{account_id}" + (f":{name}" if name else "")
+
+    def _account_key(self, account_id: int) -> str:
+        return self.key(account_id)
+
+    def _user_prefix(self, account_id: int) -> str:
+        return self.key(account_id, "user:")
+
+    def _accounts_key(self) -> str:
+        return f"{self.prefix}:accounts"
+
     async def connect(self, account_id: int, user_id: int, connection: str) -> bool:
         """Record a live connection; True if this made the user come online."""
         now = time.time()
-        keys = [_user_prefix(account_id) + str(user_id), _account_key(account_id), _accounts_key()]
+        keys = [
+            self._user_prefix(account_id) + str(user_id),
+            self._account_key(account_id),
+            self._accounts_key(),
+        ]
         result = await self._connect(
             keys=keys, args=[connection, now + self.ttl, now, user_id, account_id]
         )
@@ -92,7 +97,7 @@ class PresenceStore:
 
     async def disconnect(self, account_id: int, user_id: int, connection: str) -> bool:
         """Forget a connection; True if this made the user go offline."""
-        keys = [_user_prefix(account_id) + str(user_id), _account_key(account_id)]
+        keys = [self._user_prefix(account_id) + str(user_id), self._account_key(account_id)]
         result = await self._disconnect(keys=keys, args=[connection, time.time(), user_id])
         return bool(result)
 
@@ -103,32 +108,32 @@ class PresenceStore:
         expiry = time.time() + self.ttl
         async with self.redis.pipeline(transaction=False) as pipe:
             for account_id, user_id, connection in connections:
-                pipe.zadd(_user_prefix(account_id) + str(user_id), {connection: expiry})
-                pipe.zadd(_account_key(account_id), {str(user_id): expiry}, gt=True)
+                pipe.zadd(self._user_prefix(account_id) + str(user_id), {connection: expiry})
+                pipe.zadd(self._account_key(account_id), {str(user_id): expiry}, gt=True)
             await pipe.execute()
 
     async def sweep(self) -> dict[int, list[int]]:
         """Users whose every connection expired, per account; each reported by one sweeper only."""
         gone: dict[int, list[int]] = {}
         now = time.time()
-        for raw in await self.redis.smembers(_accounts_key()):
+        for raw in await self.redis.smembers(self._accounts_key()):
             account_id = int(raw)
             users: list[Any] = await self._sweep(
-                keys=[_account_key(account_id)], args=[now, _user_prefix(account_id)]
+                keys=[self._account_key(account_id)], args=[now, self._user_prefix(account_id)]
             )
             if users:
                 gone[account_id] = [int(u) for u in users]
-            elif not await self.redis.exists(_account_key(account_id)):
-                await self.redis.srem(_accounts_key(), str(account_id))
+            elif not await self.redis.exists(self._account_key(account_id)):
+                await self.redis.srem(self._accounts_key(), str(account_id))
         return gone
 
     async def set_available(self, account_id: int, user_id: int, available: bool) -> None:
         """Mirror of the database's availability, for fast reads by the team view."""
         await self.redis.hset(
-            f"{PREFIX}:{account_id}:available", str(user_id), "1" if available else "0"
+            self.key(account_id, "available"), str(user_id), "1" if available else "0"
         )
 
     async def online(self, account_id: int) -> set[int]:
         """The account's users with a live connection somewhere."""
-        members = await self.redis.zrangebyscore(_account_key(account_id), time.time(), "+inf")
+        members = await self.redis.zrangebyscore(self._account_key(account_id), time.time(), "+inf")
         return {int(m) for m in members}  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from server.domain.events import PendingEvent, encode_frame
 from server.domain.views import user_view
-from server.realtime.presence import PREFIX, PresenceStore
+from server.realtime.presence import PresenceStore
 from server.state.models import User
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ class PresenceNotifier:
         """Note a transition; a frame listing it goes out within about a second."""
         if not user_ids:
             return
-        await self.store.redis.sadd(f"{PREFIX}:{account_id}:changed", *[str(u) for u in user_ids])
+        await self.store.redis.sadd(
+            self.store.key(account_id, "changed"), *[str(u) for u in user_ids]
+        )
         if account_id not in self._scheduled:
             self._scheduled.add(account_id)
             task = asyncio.create_task(self._flush_soon(account_id))
@@ -61,9 +63,11 @@ class PresenceNotifier:
     async def _flush(self, account_id: int) -> bool:
         """Send the pending changes if this node holds the flush lock; True when nothing is left."""
         redis = self.store.redis
-        if not await redis.set(f"{PREFIX}:{account_id}:flush", "1", nx=True, px=int(WINDOW * 1000)):
-            return not await redis.exists(f"{PREFIX}:{account_id}:changed")
-        raw = await redis.spop(f"{PREFIX}:{account_id}:changed", 10_000)
+        if not await redis.set(
+            self.store.key(account_id, "flush"), "1", nx=True, px=int(WINDOW * 1000)
+        ):
+            return not await redis.exists(self.store.key(account_id, "changed"))
+        raw = await redis.spop(self.store.key(account_id, "changed"), 10_000)
         user_ids = sorted({int(u) for u in raw or []})
         if not user_ids:
             return True

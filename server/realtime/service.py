@@ -36,7 +36,7 @@ class Realtime:
     def __init__(self, runtime: Runtime, redis_url: str) -> None:
         self.runtime = runtime
         self.hub = Hub(runtime, redis_url)
-        self.presence = PresenceStore(runtime.redis)
+        self.presence = PresenceStore(runtime.redis, prefix=runtime.settings.redis_prefix)
         self.notifier = PresenceNotifier(runtime, self.presence, self.hub)
         self._loops: list[asyncio.Task[None]] = []
 

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 from server.domain.events import PendingEvent
 
-CHANNEL_PREFIX = "switchboard:account:"
-
 
 @dataclass(frozen=True, slots=True)
 class WireEvent:
@@ -24,17 +22,9 @@ class WireEvent:
     origin: str = ""
 
 
-def channel_for(account_id: int) -> str:
-    return f"{CHANNEL_PREFIX}{account_id}"
-
-
-def account_of(channel: str) -> int | None:
-    if not channel.startswith(CHANNEL_PREFIX):
-        return None
-    try:
-        return int(channel[len(CHANNEL_PREFIX) :])
-    except ValueError:
-        return None
+def channel_for(prefix: str, account_id: int) -> str:
+    """One pub/sub channel per account; the prefix keeps installations sharing a Redis apart."""
+    return f"{prefix}:account:{account_id}"
 
 
 def _opt(value: int | None) -> str:
