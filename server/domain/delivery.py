@@ -12,7 +12,15 @@ from sqlmodel import Session, col, select
 from server.domain.conversations import present_message
 from server.domain.events import emit
 from server.domain.services import Services
-from server.providers.base import OutboundMessage, SendResult
+from server.providers.base import (
+    STATUS_RANK,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    Watermark,
+)
+from server.providers.registry import get_provider
+from server.state import queries
 from server.state.models import Contact, Conversation, Integration, Message, OutboundJob
 
 LEASE = timedelta(seconds=60)
@@ -44,6 +52,11 @@ def due_job_ids(session: Session, services: Services, *, limit: int) -> list[int
 def backlog(session: Session) -> int:
     """Replies still waiting for their provider."""
     return int(session.exec(select(func.count()).select_from(OutboundJob)).one())
+
+
+def status_callback_url(services: Services, integration: Integration) -> str:
+    path = get_provider(integration.provider).webhook_path
+    return f"{services.settings.public_url}/webhooks/{path}/{integration.id}/status"
 
 
 def claim(session: Session, services: Services, *, job_id: int) -> Claimed | None:
@@ -79,6 +92,7 @@ def claim(session: Session, services: Services, *, job_id: int) -> Claimed | Non
             contact_handle=contact.handle,
             text=message.text,
             created_at=message.created_at,
+            status_callback_url=status_callback_url(services, integration),
         ),
         public=dict(integration.config_public),
         secrets=services.box.open(integration.config_secret),
@@ -144,3 +158,48 @@ def record_failure(
     if message is not None:
         _update_message(session, services, message, status="failed", error=error)
     return False
+
+
+def _advance(message: Message, status: str) -> bool:
+    """Whether `status` moves the message forward (statuses never go back; failed is final)."""
+    if message.status == "failed" or message.status == status:
+        return False
+    if status == "failed":
+        return True
+    return STATUS_RANK.get(status, -1) > STATUS_RANK.get(message.status, -1)
+
+
+def apply_status(
+    session: Session, services: Services, *, integration_id: int, update: StatusUpdate
+) -> bool:
+    """A provider's delivery news about one reply; True if the message changed."""
+    message = queries.message_by_external_id(
+        session, integration_id=integration_id, external_id=update.external_id
+    )
+    if message is None or message.direction != "outbound" or not _advance(message, update.status):
+        return False
+    error = update.error if update.status == "failed" else message.error
+    _update_message(session, services, message, status=update.status, error=error)
+    return True
+
+
+def apply_watermark(
+    session: Session, services: Services, *, integration_id: int, watermark: Watermark
+) -> int:
+    """Every reply to the contact sent up to the watermark reached its status; returns how many."""
+    contact = queries.contact_by_handle(
+        session, integration_id=integration_id, handle=watermark.contact_handle
+    )
+    if contact is None or contact.id is None:
+        return 0
+    conversation = queries.conversation_by_contact(session, contact_id=contact.id)
+    if conversation is None or conversation.id is None:
+        return 0
+    changed = 0
+    for message in queries.outbound_up_to(
+        session, conversation_id=conversation.id, up_to=watermark.up_to
+    ):
+        if _advance(message, watermark.status):
+            _update_message(session, services, message, status=watermark.status)
+            changed += 1
+    return changed

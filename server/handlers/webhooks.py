@@ -1,29 +1,97 @@
-"""Inbound webhooks: verify the provider's signature, then store each message exactly once."""
+"""Inbound webhooks: verify the provider's signature, then store what it says exactly once.
+
+One path for every provider: 404 for an unknown integration, 403 for a bad signature (nothing
+read or stored), 400 for a malformed body; each message committed before the answer goes out.
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.domain import integrations
+from server.domain import delivery, integrations
 from server.domain.ingest import Ingested, ingest_inbound_message
+from server.domain.integrations import IntegrationSecrets
+from server.domain.services import Services
 from server.errors import Forbidden, NotFound
-from server.handlers.http import JSONResponse, path_id, read_body, runtime
-from server.providers.base import InboundMessage, WebhookRequest
+from server.handlers.http import path_id, read_body, runtime
+from server.providers.base import InboundMessage, Provider, StatusUpdate, Watermark, WebhookRequest
 from server.providers.registry import PROVIDERS
+from server.state import queries
 from server.state.models import Integration
 
 
-async def _ingest(request: Request, integration_id: int, inbound: InboundMessage) -> Ingested:
+async def _verified(
+    request: Request, provider: Provider
+) -> tuple[WebhookRequest, IntegrationSecrets]:
+    """The request, once its integration exists and its signature is right."""
+    rt = runtime(request)
+    integration_id = path_id(request)
+    raw = await read_body(request)
+    found = await rt.read(
+        lambda s: integrations.secrets_for(
+            s, rt.services, integration_id=integration_id, provider=provider.name
+        )
+    )
+    if found is None:
+        raise NotFound("No such integration.")
+    webhook = WebhookRequest(
+        # Providers sign the URL they called: as the public sees it, not as a proxy forwards it.
+        url=rt.settings.public_url
+        + request.url.path
+        + (f"?{request.url.query}" if request.url.query else ""),
+        body=raw,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+    )
+    if not provider.verify(webhook, public=found.public, secrets=found.secrets):
+        rt.metrics.webhooks.labels(provider.name, "bad_signature").inc()
+        raise Forbidden("The webhook signature is missing or wrong.")
+    return webhook, found
+
+
+async def _with_name(
+    request: Request, provider: Provider, found: IntegrationSecrets, message: InboundMessage
+) -> InboundMessage:
+    """Ask the provider for a new contact's name (Messenger's profile API); else keep the handle."""
+    if message.contact_name:
+        return message
+    rt = runtime(request)
+    integration_id = found.integration.id or 0
+    known = await rt.read(
+        lambda s: queries.contact_by_handle(
+            s, integration_id=integration_id, handle=message.contact_handle
+        )
+    )
+    if known is not None:
+        return message
+    name = await provider.contact_name(
+        message.contact_handle, public=found.public, secrets=found.secrets
+    )
+    if not name:
+        return message
+    return InboundMessage(
+        message.external_id,
+        message.contact_handle,
+        name,
+        message.text,
+        message.sent_at,
+        message.attachments,
+    )
+
+
+async def _ingest(request: Request, integration_id: int, message: InboundMessage) -> Ingested:
     rt = runtime(request)
 
     def work(s: Session) -> Ingested:
         integration = s.get(Integration, integration_id)
         if integration is None:
             raise NotFound("No such integration.")
-        return ingest_inbound_message(s, rt.services, integration=integration, inbound=inbound)
+        return ingest_inbound_message(s, rt.services, integration=integration, inbound=message)
 
     try:
         return await rt.write(work)
@@ -32,43 +100,40 @@ async def _ingest(request: Request, integration_id: int, inbound: InboundMessage
         return await rt.write(work)
 
 
-async def inbound(request: Request, provider_name: str) -> list[Ingested]:
-    """Shared by every provider: 404 unknown integration, 403 bad signature, 400/422 bad body."""
+def _apply_status(
+    services: Services, integration_id: int, update: StatusUpdate, s: Session
+) -> bool:
+    return delivery.apply_status(s, services, integration_id=integration_id, update=update)
+
+
+def _apply_watermark(
+    services: Services, integration_id: int, watermark: Watermark, s: Session
+) -> int:
+    return delivery.apply_watermark(s, services, integration_id=integration_id, watermark=watermark)
+
+
+async def receive(request: Request, provider: Provider) -> Response:
+    """Store the messages and apply the delivery statuses a provider's webhook carries."""
     rt = runtime(request)
-    integration_id = path_id(request)
-    raw = await read_body(request)
-    found = await rt.read(
-        lambda s: integrations.secrets_for(
-            s, rt.services, integration_id=integration_id, provider=provider_name
+    webhook, found = await _verified(request, provider)
+    inbound = provider.parse(webhook)
+    integration_id = found.integration.id or 0
+    results: list[Ingested] = []
+    for message in inbound.messages:
+        result = await _ingest(
+            request, integration_id, await _with_name(request, provider, found, message)
         )
-    )
-    if found is None:
-        raise NotFound("No such integration.")
-    provider = PROVIDERS[provider_name]
-    webhook = WebhookRequest(
-        url=rt.settings.public_url + request.url.path,
-        body=raw,
-        headers={k.lower(): v for k, v in request.headers.items()},
-    )
-    if not provider.verify(webhook, secrets=found.secrets):
-        rt.metrics.webhooks.labels(provider_name, "bad_signature").inc()
-        raise Forbidden("The webhook signature is missing or wrong.")
-    results = [
-        await _ingest(request, integration_id, message) for message in provider.parse(webhook)
-    ]
-    for result in results:
         rt.metrics.webhooks.labels(
-            provider_name, "duplicate" if result.duplicate else "stored"
+            provider.name, "duplicate" if result.duplicate else "stored"
         ).inc()
-    return results
+        results.append(result)
+    for update in inbound.statuses:
+        await rt.write(partial(_apply_status, rt.services, integration_id, update))
+    for watermark in inbound.watermarks:
+        await rt.write(partial(_apply_watermark, rt.services, integration_id, watermark))
+    ack = provider.acknowledge(results)
+    return Response(ack.body, media_type=ack.media_type)
 
 
 async def api_inbound(request: Request) -> Response:
-    (result,) = await inbound(request, "api")
-    return JSONResponse(
-        {
-            "message_id": result.message_id,
-            "conversation_id": result.conversation_id,
-            "duplicate": result.duplicate,
-        }
-    )
+    return await receive(request, PROVIDERS["api"])

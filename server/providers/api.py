@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,6 +14,8 @@ from server.errors import BadRequest, ValidationFailed
 from server.handlers.schemas import MAX_TEXT, ApiWebhookIn
 from server.parsing import parse_json, validate
 from server.providers.base import (
+    Acknowledgement,
+    Inbound,
     InboundMessage,
     OutboundMessage,
     SendError,
@@ -23,11 +25,15 @@ from server.providers.base import (
 )
 from server.security.signatures import sign_sha256, verify_sha256
 
+if TYPE_CHECKING:
+    from server.domain.ingest import Ingested
+
 SEND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 class ApiProvider:
     name: ClassVar[str] = "api"
+    webhook_path: ClassVar[str] = "api"
     reply_window: ClassVar[timedelta | None] = None
 
     def __init__(self, client: httpx.AsyncClient | None = None) -> None:
@@ -42,12 +48,14 @@ class ApiProvider:
             raise ValidationFailed(fields={"config.callback_url": "must be an http(s) URL"})
         return public, secret
 
-    def verify(self, request: WebhookRequest, *, secrets: dict[str, Any]) -> bool:
+    def verify(
+        self, request: WebhookRequest, *, public: dict[str, Any], secrets: dict[str, Any]
+    ) -> bool:
         return verify_sha256(
             secrets.get("webhook_secret", ""), request.body, request.headers.get("x-signature-256")
         )
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+    def parse(self, request: WebhookRequest) -> Inbound:
         document = parse_json(request.body)
         text = document.get("text") if isinstance(document, dict) else None
         if isinstance(text, str) and len(text) > MAX_TEXT:
@@ -64,15 +72,28 @@ class ApiProvider:
                 raise BadRequest(fields={"sent_at": "must be an ISO-8601 timestamp"}) from exc
             if sent_at.tzinfo is None:
                 raise BadRequest(fields={"sent_at": "must carry a time zone (e.g. Z)"})
-        return [
-            InboundMessage(
-                external_id=body.message_id,
-                contact_handle=body.contact.id,
-                contact_name=body.contact.name,
-                text=body.text,
-                sent_at=sent_at,
-            )
-        ]
+        message = InboundMessage(
+            external_id=body.message_id,
+            contact_handle=body.contact.id,
+            contact_name=body.contact.name,
+            text=body.text,
+            sent_at=sent_at,
+        )
+        return Inbound(messages=[message])
+
+    def acknowledge(self, results: list[Ingested]) -> Acknowledgement:
+        (result,) = results
+        body = {
+            "message_id": result.message_id,
+            "conversation_id": result.conversation_id,
+            "duplicate": result.duplicate,
+        }
+        return Acknowledgement(orjson.dumps(body), "application/json")
+
+    async def contact_name(
+        self, handle: str, *, public: dict[str, Any], secrets: dict[str, Any]
+    ) -> str | None:
+        return None  # the channel sends names along with its messages
 
     async def send(
         self, message: OutboundMessage, *, public: dict[str, Any], secrets: dict[str, Any]

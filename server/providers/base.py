@@ -1,12 +1,23 @@
-"""The provider interface: validate config, parse and verify inbound, send outbound."""
+"""The provider interface: check config, verify and parse webhooks, send replies, map statuses.
+
+A provider is one module with one class implementing `Provider`; `registry.PROVIDERS` lists
+them. The webhook handler, the domain and the outbound worker only ever talk to this interface.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from server.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from server.domain.ingest import Ingested
+
+# Outbound statuses only move forward along this order (callbacks may arrive out of order);
+# "failed" ends it from any state.
+STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,41 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class StatusUpdate:
+    """The provider's news about one of our replies, named by the provider's id for it."""
+
+    external_id: str
+    status: str  # "sent", "delivered", "read" or "failed"
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Every reply to the contact sent up to `up_to` reached `status` (Messenger's receipts)."""
+
+    contact_handle: str
+    status: str  # "delivered" or "read"
+    up_to: datetime
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """Everything one verified webhook call carried."""
+
+    messages: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    watermarks: list[Watermark] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """What the provider expects back from the webhook (TwiML, JSON, plain text)."""
+
+    body: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """A reply to send, with everything a provider needs to address it."""
 
@@ -32,6 +78,8 @@ class OutboundMessage:
     contact_handle: str
     text: str
     created_at: datetime
+    # Where the provider should report delivery statuses (PUBLIC_URL + the provider's path).
+    status_callback_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,7 +89,7 @@ class SendResult:
 
 
 class SendError(Exception):
-    """A send that failed; `transient` ones are retried with backoff."""
+    """A send that failed; `transient` ones (5xx, timeouts, 429) are retried with backoff."""
 
     def __init__(self, message: str, *, transient: bool) -> None:
         super().__init__(message)
@@ -50,15 +98,18 @@ class SendError(Exception):
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    """What a provider's inbound webhook carried, as signed: the public URL and the raw body."""
+    """What a provider's webhook carried, as signed: the public URL, the raw body, the headers."""
 
     url: str
     body: bytes
     headers: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
 
 
 class Provider(Protocol):
     name: ClassVar[str]
+    # The segment in `/webhooks/{path}/{integration_id}`.
+    webhook_path: ClassVar[str]
     # Providers that refuse replies this long after the contact's last message (None: no window).
     reply_window: ClassVar[timedelta | None]
 
@@ -66,12 +117,24 @@ class Provider(Protocol):
         """Validate an install config; return (public settings, secrets)."""
         ...
 
-    def verify(self, request: WebhookRequest, *, secrets: dict[str, Any]) -> bool:
+    def verify(
+        self, request: WebhookRequest, *, public: dict[str, Any], secrets: dict[str, Any]
+    ) -> bool:
         """Whether the request carries a valid signature for this integration."""
         ...
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        """The customer messages in a verified request; BadRequest/ValidationFailed if malformed."""
+    def parse(self, request: WebhookRequest) -> Inbound:
+        """What a verified request carried; BadRequest (400) if it is malformed."""
+        ...
+
+    def acknowledge(self, results: list[Ingested]) -> Acknowledgement:
+        """The webhook's answer once everything in it is stored."""
+        ...
+
+    async def contact_name(
+        self, handle: str, *, public: dict[str, Any], secrets: dict[str, Any]
+    ) -> str | None:
+        """A display name for a new contact, where the provider has one to ask for."""
         ...
 
     async def send(

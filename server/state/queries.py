@@ -172,6 +172,17 @@ def messages_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Message
     return {int(m.id): m for m in rows if m.id is not None}
 
 
+def outbound_up_to(session: Session, *, conversation_id: int, up_to: datetime) -> Sequence[Message]:
+    """The conversation's outbound messages created at or before `up_to`, oldest first."""
+    query = (
+        select(Message)
+        .where(col(Message.conversation_id) == conversation_id)
+        .where(col(Message.direction) == "outbound", col(Message.created_at) <= up_to)
+        .order_by(col(Message.id))
+    )
+    return session.exec(query).all()
+
+
 def messages_page(
     session: Session, *, conversation_id: int, before_id: int | None, limit: int
 ) -> Sequence[Message]:
