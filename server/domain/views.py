@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from server.clock import isoformat
+from server.providers.registry import PROVIDERS
 from server.state.models import Contact, Conversation, Integration, Message, User
-
-# Providers' webhook path segment, as in `/webhooks/{path}/{id}`.
-WEBHOOK_PATHS = {"api": "api", "twilio_whatsapp": "twilio", "messenger": "messenger"}
 
 
 def user_view(user: User, *, online: bool = False) -> dict[str, Any]:
@@ -26,7 +24,8 @@ def user_view(user: User, *, online: bool = False) -> dict[str, Any]:
 def integration_view(
     integration: Integration, *, shared_with: list[int], public_url: str
 ) -> dict[str, Any]:
-    path = WEBHOOK_PATHS.get(integration.provider, integration.provider)
+    provider = PROVIDERS.get(integration.provider)
+    path = provider.webhook_path if provider else integration.provider
     return {
         "id": integration.id,
         "provider": integration.provider,
