@@ -9,13 +9,15 @@ import os
 from server.config import Settings
 from server.serving import UVICORN_OPTIONS
 from server.state.db import Database
-from server.state.migrate import upgrade
+from server.state.migrate import make_revision, upgrade
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m server")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the database schema up to date")
+    revision = commands.add_parser("revision", help="(developers) autogenerate a migration")
+    revision.add_argument("message")
     run = commands.add_parser("run", help="serve the app with uvicorn")
     run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(db.write_engine)
         db.dispose()
         print("schema is up to date")
+    elif args.command == "revision":
+        settings = Settings.from_env()
+        make_revision(Database(settings.database_url).write_engine, args.message)
     elif args.command == "run":
         import uvicorn
 

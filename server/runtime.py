@@ -13,7 +13,7 @@ from sqlmodel import Session
 from server.config import Settings
 from server.domain.services import Services
 from server.metrics import Metrics
-from server.realtime.publisher import LocalPublisher, Publisher
+from server.realtime.publisher import Publisher, Unstarted
 
 if TYPE_CHECKING:
     from server.realtime.service import Realtime
@@ -30,7 +30,7 @@ class Runtime:
         self.services = services
         self.db = db
         self.redis = redis
-        self.publisher: Publisher = LocalPublisher()
+        self.publisher: Publisher = Unstarted()
         self.realtime: Realtime
         self.metrics = Metrics()
         # Bounded like the connection pool, so threads never queue on a pool checkout.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -353,7 +352,3 @@ def reply(
     session.flush()
     assert job.id is not None
     return message, conversation, job.id
-
-
-def user_ids_with_access(session: Session, integration: Integration) -> Sequence[int]:
-    return queries.users_with_access(session, integration=integration)
