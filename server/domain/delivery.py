@@ -93,6 +93,7 @@ def claim(session: Session, services: Services, *, job_id: int) -> Claimed | Non
             text=message.text,
             created_at=message.created_at,
             status_callback_url=status_callback_url(services, integration),
+            settings=services.settings,
         ),
         public=dict(integration.config_public),
         secrets=services.box.open(integration.config_secret),
@@ -199,7 +200,9 @@ def apply_watermark(
     for message in queries.outbound_up_to(
         session, conversation_id=conversation.id, up_to=watermark.up_to
     ):
-        if _advance(message, watermark.status):
+        # A reply still queued (waiting for a retry) was not sent, whatever its time says; and
+        # `record_sent` would set it back to "sent" afterwards.
+        if message.status != "queued" and _advance(message, watermark.status):
             _update_message(session, services, message, status=watermark.status)
             changed += 1
     return changed

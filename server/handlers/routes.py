@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from server.handlers import accounts, conversations, health, integrations, webhooks
 from server.handlers import schemas as s
+from server.providers.messenger import MessengerWebhookIn
 
 # Who may call: anyone; any signed-in user; an admin; a user with shared access to the
 # conversation's integration; its installer; a provider proving itself with a signature.
@@ -249,6 +250,39 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "signature",
         "webhooks",
         s.ApiWebhookIn,
+    ),
+    E(
+        "GET",
+        "/webhooks/messenger/{id:int}",
+        webhooks.messenger_handshake,
+        "Meta's verification handshake (hub.mode, hub.verify_token, hub.challenge)",
+        "signature",
+        "webhooks",
+    ),
+    E(
+        "POST",
+        "/webhooks/messenger/{id:int}",
+        webhooks.messenger_inbound,
+        "Messenger page events: messages, delivery and read receipts",
+        "signature",
+        "webhooks",
+        MessengerWebhookIn,
+    ),
+    E(
+        "POST",
+        "/webhooks/twilio/{id:int}",
+        webhooks.twilio_inbound,
+        "Inbound WhatsApp message from Twilio",
+        "signature",
+        "webhooks",
+    ),
+    E(
+        "POST",
+        "/webhooks/twilio/{id:int}/status",
+        webhooks.twilio_status,
+        "Twilio's delivery status callback",
+        "signature",
+        "webhooks",
     ),
 )
 

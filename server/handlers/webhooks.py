@@ -20,6 +20,7 @@ from server.domain.services import Services
 from server.errors import Forbidden, NotFound
 from server.handlers.http import path_id, read_body, runtime
 from server.providers.base import InboundMessage, Provider, StatusUpdate, Watermark, WebhookRequest
+from server.providers.messenger import MessengerProvider
 from server.providers.registry import PROVIDERS
 from server.state import queries
 from server.state.models import Integration
@@ -137,3 +138,41 @@ async def receive(request: Request, provider: Provider) -> Response:
 
 async def api_inbound(request: Request) -> Response:
     return await receive(request, PROVIDERS["api"])
+
+
+def _messenger(request: Request) -> MessengerProvider:
+    """The Messenger provider, calling this server's `MESSENGER_API_BASE`."""
+    provider = PROVIDERS[MessengerProvider.name]
+    assert isinstance(provider, MessengerProvider)
+    return provider.with_api_base(runtime(request).settings.messenger_api_base)
+
+
+async def messenger_handshake(request: Request) -> Response:
+    """Meta's subscription check: echo `hub.challenge` if `hub.verify_token` is right."""
+    rt = runtime(request)
+    provider = _messenger(request)
+    integration_id = path_id(request)
+    found = await rt.read(
+        lambda s: integrations.secrets_for(
+            s, rt.services, integration_id=integration_id, provider=provider.name
+        )
+    )
+    if found is None:
+        raise NotFound("No such integration.")
+    challenge = provider.handshake(dict(request.query_params), found.secrets)
+    if challenge is None:
+        rt.metrics.webhooks.labels(provider.name, "bad_verify_token").inc()
+        raise Forbidden("The verify token or mode is wrong.")
+    return Response(challenge, media_type="text/plain")
+
+
+async def messenger_inbound(request: Request) -> Response:
+    return await receive(request, _messenger(request))
+
+
+async def twilio_inbound(request: Request) -> Response:
+    return await receive(request, PROVIDERS["twilio_whatsapp"])
+
+
+async def twilio_status(request: Request) -> Response:
+    return await receive(request, PROVIDERS["twilio_whatsapp"])

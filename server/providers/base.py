@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from server.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    from server.config import Settings
     from server.domain.ingest import Ingested
 
 # Outbound statuses only move forward along this order (callbacks may arrive out of order);
@@ -80,6 +81,9 @@ class OutboundMessage:
     created_at: datetime
     # Where the provider should report delivery statuses (PUBLIC_URL + the provider's path).
     status_callback_url: str = ""
+    # The server's settings, for what a provider reads there (e.g. TWILIO_API_BASE): one process
+    # may run several servers (tests do), so a provider must not keep them globally.
+    settings: Settings | None = None
 
 
 @dataclass(frozen=True)

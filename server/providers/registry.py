@@ -5,9 +5,13 @@ from __future__ import annotations
 from server.errors import ValidationFailed
 from server.providers.api import ApiProvider
 from server.providers.base import Provider
+from server.providers.messenger import MessengerProvider
+from server.providers.twilio import TwilioWhatsAppProvider
 
 PROVIDERS: dict[str, Provider] = {
     ApiProvider.name: ApiProvider(),
+    TwilioWhatsAppProvider.name: TwilioWhatsAppProvider(),
+    MessengerProvider.name: MessengerProvider(),
 }
 
 
