@@ -15,7 +15,6 @@ from datetime import timedelta
 
 from server.domain import delivery
 from server.providers.base import SendError
-from server.providers.registry import PROVIDERS
 from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class OutboundWorker:
             claimed = await self.runtime.write(lambda s: delivery.claim(s, services, job_id=job_id))
             if claimed is None:
                 return
-            provider = PROVIDERS[claimed.provider]
+            provider = self.runtime.providers[claimed.provider]
             try:
                 result = await provider.send(
                     claimed.message, public=claimed.public, secrets=claimed.secrets

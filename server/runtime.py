@@ -13,6 +13,8 @@ from sqlmodel import Session
 from server.config import Settings
 from server.domain.services import Services
 from server.metrics import Metrics
+from server.providers.base import Provider
+from server.providers.registry import build_providers
 from server.realtime.publisher import Publisher, Unstarted
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ class Runtime:
         self.publisher: Publisher = Unstarted()
         self.realtime: Realtime
         self.metrics = Metrics()
+        self.providers: dict[str, Provider] = build_providers(settings)
         # Bounded like the connection pool, so threads never queue on a pool checkout.
         self._limiter = CapacityLimiter(30)
         # Set by the outbound worker at start: tells it a reply was just committed.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from server.config import Settings
 from server.providers.base import OutboundMessage, SendError
 from server.providers.messenger import GRAPH_VERSION, MessengerProvider
 from server.security.signatures import sign_sha256
@@ -780,6 +782,13 @@ def send_error(provider: MessengerProvider) -> SendError:
     return caught.value
 
 
+def _provider(api_base: str) -> MessengerProvider:
+    """The provider as a server whose MESSENGER_API_BASE is `api_base` builds it."""
+    return MessengerProvider(
+        replace(Settings.from_env({"SECRET_KEY": "k"}), messenger_api_base=api_base)
+    )
+
+
 @pytest.mark.parametrize(
     ("status", "code", "transient"),
     [
@@ -800,17 +809,17 @@ def test_graph_api_errors_are_transient_or_final(
     lone_meta: FakeMeta, status: int, code: int, transient: bool
 ) -> None:
     lone_meta.script_send(status, graph_error(f"(#{code}) something", code=code))
-    error = send_error(MessengerProvider(api_base=lone_meta.url))
+    error = send_error(_provider(lone_meta.url))
     assert error.transient is transient
     assert f"Graph API error {code}" in str(error)
 
 
 def test_unreachable_or_unreadable_graph_api(lone_meta: FakeMeta) -> None:
     graph = lone_meta
-    assert send_error(MessengerProvider(api_base=f"http://127.0.0.1:{free_port()}")).transient
+    assert send_error(_provider(f"http://127.0.0.1:{free_port()}")).transient
     graph.script_send(502, {})
-    assert send_error(MessengerProvider(api_base=graph.url)).transient
+    assert send_error(_provider(graph.url)).transient
     flagged = graph_error("Temporary", code=100)
     flagged["error"]["is_transient"] = True
     graph.script_send(400, flagged)
-    assert send_error(MessengerProvider(api_base=graph.url)).transient
+    assert send_error(_provider(graph.url)).transient

@@ -722,7 +722,7 @@ def _send_with(handler: Any) -> SendError | str:
 
     async def run() -> SendError | str:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            provider = TwilioWhatsAppProvider(client)
+            provider = TwilioWhatsAppProvider(None, client)
             message = OutboundMessage(1, 1, 1, 1, CUSTOMER, "hi", datetime.now(UTC))
             public = {"account_sid": "AC" + "1" * 32, "from_number": OUR_NUMBER}
             try:

@@ -15,7 +15,7 @@ from server.domain.events import emit
 from server.domain.services import Actor, Services
 from server.domain.views import conversation_view, message_view
 from server.errors import AssigneeUnavailable, ReplyWindowClosed, VersionConflict
-from server.providers.registry import get_provider
+from server.providers.registry import provider_type
 from server.state import queries
 from server.state.models import (
     Contact,
@@ -324,7 +324,7 @@ def reply(
     conversation, integration = access.get_conversation(session, actor, conversation_id, lock=True)
     assert integration.id is not None
     now = services.now()
-    window = get_provider(integration.provider).reply_window
+    window = provider_type(integration.provider).reply_window
     if window is not None:
         last_inbound = conversation.last_inbound_at
         if last_inbound is None or now - as_utc(last_inbound) > window:

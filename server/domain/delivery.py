@@ -19,7 +19,7 @@ from server.providers.base import (
     StatusUpdate,
     Watermark,
 )
-from server.providers.registry import get_provider
+from server.providers.registry import provider_type
 from server.state import queries
 from server.state.models import Contact, Conversation, Integration, Message, OutboundJob
 
@@ -55,7 +55,7 @@ def backlog(session: Session) -> int:
 
 
 def status_callback_url(services: Services, integration: Integration) -> str:
-    path = get_provider(integration.provider).webhook_path
+    path = provider_type(integration.provider).webhook_path
     return f"{services.settings.public_url}/webhooks/{path}/{integration.id}/status"
 
 
@@ -93,7 +93,6 @@ def claim(session: Session, services: Services, *, job_id: int) -> Claimed | Non
             text=message.text,
             created_at=message.created_at,
             status_callback_url=status_callback_url(services, integration),
-            settings=services.settings,
         ),
         public=dict(integration.config_public),
         secrets=services.box.open(integration.config_secret),

@@ -13,7 +13,7 @@ from server.domain.access import can_see_integration, get_integration, require_a
 from server.domain.events import emit
 from server.domain.services import Actor, Services
 from server.errors import ValidationFailed
-from server.providers.registry import get_provider
+from server.providers.registry import provider_type
 from server.state import queries
 from server.state.models import Event, Integration, User
 
@@ -70,7 +70,7 @@ def install(
 ) -> Integration:
     """An admin installs a messaging app; they become its installer."""
     require_admin(actor)
-    public, secrets = get_provider(provider).split_config(config)
+    public, secrets = provider_type(provider).split_config(config)
     users = _check_shared_with(session, actor, shared_with)
     integration = Integration(
         account_id=actor.account_id,
@@ -110,7 +110,7 @@ def update(
             **services.box.open(integration.config_secret),
             **config,
         }
-        public, secrets = get_provider(integration.provider).split_config(merged)
+        public, secrets = provider_type(integration.provider).split_config(merged)
         integration.config_public = public
         integration.config_secret = services.box.seal(secrets)
     if shared_with is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.clock import isoformat
-from server.providers.registry import PROVIDERS
+from server.providers.registry import PROVIDER_TYPES
 from server.state.models import Contact, Conversation, Integration, Message, User
 
 
@@ -24,7 +24,7 @@ def user_view(user: User, *, online: bool = False) -> dict[str, Any]:
 def integration_view(
     integration: Integration, *, shared_with: list[int], public_url: str
 ) -> dict[str, Any]:
-    provider = PROVIDERS.get(integration.provider)
+    provider = PROVIDER_TYPES.get(integration.provider)
     path = provider.webhook_path if provider else integration.provider
     return {
         "id": integration.id,

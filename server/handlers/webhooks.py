@@ -21,7 +21,6 @@ from server.errors import Forbidden, NotFound
 from server.handlers.http import path_id, read_body, runtime
 from server.providers.base import InboundMessage, Provider, StatusUpdate, Watermark, WebhookRequest
 from server.providers.messenger import MessengerProvider
-from server.providers.registry import PROVIDERS
 from server.state import queries
 from server.state.models import Integration
 
@@ -137,14 +136,13 @@ async def receive(request: Request, provider: Provider) -> Response:
 
 
 async def api_inbound(request: Request) -> Response:
-    return await receive(request, PROVIDERS["api"])
+    return await receive(request, runtime(request).providers["api"])
 
 
 def _messenger(request: Request) -> MessengerProvider:
-    """The Messenger provider, calling this server's `MESSENGER_API_BASE`."""
-    provider = PROVIDERS[MessengerProvider.name]
+    provider = runtime(request).providers[MessengerProvider.name]
     assert isinstance(provider, MessengerProvider)
-    return provider.with_api_base(runtime(request).settings.messenger_api_base)
+    return provider
 
 
 async def messenger_handshake(request: Request) -> Response:
@@ -171,8 +169,8 @@ async def messenger_inbound(request: Request) -> Response:
 
 
 async def twilio_inbound(request: Request) -> Response:
-    return await receive(request, PROVIDERS["twilio_whatsapp"])
+    return await receive(request, runtime(request).providers["twilio_whatsapp"])
 
 
 async def twilio_status(request: Request) -> Response:
-    return await receive(request, PROVIDERS["twilio_whatsapp"])
+    return await receive(request, runtime(request).providers["twilio_whatsapp"])

@@ -26,6 +26,7 @@ from server.providers.base import (
 from server.security.signatures import sign_sha256, verify_sha256
 
 if TYPE_CHECKING:
+    from server.config import Settings
     from server.domain.ingest import Ingested
 
 SEND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -36,10 +37,13 @@ class ApiProvider:
     webhook_path: ClassVar[str] = "api"
     reply_window: ClassVar[timedelta | None] = None
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, client: httpx.AsyncClient | None = None
+    ) -> None:
         self._client = client
 
-    def split_config(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    @classmethod
+    def split_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         public, secret = split_fields(
             config, public={"callback_url": False}, secret={"webhook_secret": True}
         )

@@ -1,7 +1,8 @@
 """The provider interface: check config, verify and parse webhooks, send replies, map statuses.
 
-A provider is one module with one class implementing `Provider`; `registry.PROVIDERS` lists
-them. The webhook handler, the domain and the outbound worker only ever talk to this interface.
+A provider is one module with one class implementing `Provider`; `registry.PROVIDER_TYPES`
+lists them. The domain uses the classes' static facts (paths, reply window, config rules); each
+server builds instances from its settings (API base URLs) for its webhooks and outbound worker.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from server.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    import httpx
+
     from server.config import Settings
     from server.domain.ingest import Ingested
 
@@ -81,9 +84,6 @@ class OutboundMessage:
     created_at: datetime
     # Where the provider should report delivery statuses (PUBLIC_URL + the provider's path).
     status_callback_url: str = ""
-    # The server's settings, for what a provider reads there (e.g. TWILIO_API_BASE): one process
-    # may run several servers (tests do), so a provider must not keep them globally.
-    settings: Settings | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,12 @@ class Provider(Protocol):
     # Providers that refuse replies this long after the contact's last message (None: no window).
     reply_window: ClassVar[timedelta | None]
 
-    def split_config(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def __init__(
+        self, settings: Settings | None = None, client: httpx.AsyncClient | None = None
+    ) -> None: ...
+
+    @classmethod
+    def split_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Validate an install config; return (public settings, secrets)."""
         ...
 

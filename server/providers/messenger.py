@@ -43,6 +43,7 @@ from server.providers.base import (
 from server.security.signatures import verify_sha256
 
 if TYPE_CHECKING:
+    from server.config import Settings
     from server.domain.ingest import Ingested
 
 log = logging.getLogger(__name__)
@@ -228,23 +229,13 @@ class MessengerProvider:
     reply_window: ClassVar[timedelta | None] = timedelta(hours=24)
 
     def __init__(
-        self, client: httpx.AsyncClient | None = None, *, api_base: str | None = None
+        self, settings: Settings | None = None, client: httpx.AsyncClient | None = None
     ) -> None:
         self._client = client
-        self._api_base = api_base
+        self._api_base = settings.messenger_api_base if settings else DEFAULT_API_BASE
 
-    def with_api_base(self, api_base: str) -> MessengerProvider:
-        """This provider calling the Graph API at `api_base` (the server's `MESSENGER_API_BASE`)."""
-        return MessengerProvider(self._client, api_base=api_base)
-
-    def _base(self, message: OutboundMessage | None = None) -> str:
-        if self._api_base is not None:
-            return self._api_base.rstrip("/")
-        if message is not None and message.settings is not None:
-            return message.settings.messenger_api_base
-        return DEFAULT_API_BASE
-
-    def split_config(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    @classmethod
+    def split_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         return split_fields(
             config,
             public={"page_id": True},
@@ -301,7 +292,7 @@ class MessengerProvider:
     async def contact_name(
         self, handle: str, *, public: dict[str, Any], secrets: dict[str, Any]
     ) -> str | None:
-        url = f"{self._base()}/{GRAPH_VERSION}/{quote(handle, safe='')}"
+        url = f"{self._api_base}/{GRAPH_VERSION}/{quote(handle, safe='')}"
         params = {"fields": "first_name,last_name", **self._params(secrets)}
         try:
             response = await self._request("GET", url, params=params, timeout=PROFILE_TIMEOUT)
@@ -329,7 +320,7 @@ class MessengerProvider:
     async def send(
         self, message: OutboundMessage, *, public: dict[str, Any], secrets: dict[str, Any]
     ) -> SendResult:
-        url = f"{self._base(message)}/{GRAPH_VERSION}/me/messages"
+        url = f"{self._api_base}/{GRAPH_VERSION}/me/messages"
         body = {
             "recipient": {"id": message.contact_handle},
             "messaging_type": "RESPONSE",

@@ -34,6 +34,7 @@ from server.providers.base import (
 )
 
 if TYPE_CHECKING:
+    from server.config import Settings
     from server.domain.ingest import Ingested
 
 DEFAULT_API_BASE = "https://api.twilio.com"
@@ -113,10 +114,14 @@ class TwilioWhatsAppProvider:
     # WhatsApp refuses free-form replies 24 h after the contact's last message.
     reply_window: ClassVar[timedelta | None] = timedelta(hours=24)
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, client: httpx.AsyncClient | None = None
+    ) -> None:
         self._client = client
+        self._api_base = settings.twilio_api_base if settings else DEFAULT_API_BASE
 
-    def split_config(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    @classmethod
+    def split_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         public, secret = split_fields(
             config,
             public={"account_sid": True, "from_number": True},
@@ -171,8 +176,7 @@ class TwilioWhatsAppProvider:
         self, message: OutboundMessage, *, public: dict[str, Any], secrets: dict[str, Any]
     ) -> SendResult:
         account_sid = public["account_sid"]
-        base = message.settings.twilio_api_base if message.settings else DEFAULT_API_BASE
-        url = f"{base}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        url = f"{self._api_base}/2010-04-01/Accounts/{account_sid}/Messages.json"
         form = {
             "From": WHATSAPP + public["from_number"],
             "To": WHATSAPP + message.contact_handle,
