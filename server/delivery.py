@@ -64,6 +64,7 @@ class OutboundWorker:
 
     async def _deliver(self, job_id: int) -> None:
         services = self.runtime.services
+        claimed = None
         try:
             claimed = await self.runtime.write(lambda s: delivery.claim(s, services, job_id=job_id))
             if claimed is None:
@@ -87,10 +88,33 @@ class OutboundWorker:
             )
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            # A bug or a broken setting, not the provider's answer: retried like an outage, so
+            # that it ends as "failed" after the last attempt instead of looping for ever.
             log.exception("delivering outbound job %s failed", job_id)
+            error = f"internal error: {exc.__class__.__name__}"
+            # A claim that failed was rolled back: this attempt has not been counted yet.
+            await self._record_failure(job_id, error, count_attempt=claimed is None)
         finally:
             self._inflight.discard(job_id)
+
+    async def _record_failure(self, job_id: int, error: str, *, count_attempt: bool) -> None:
+        services = self.runtime.services
+        delay = self.retry_delay(delivery.MAX_ATTEMPTS)
+        try:
+            await self.runtime.write(
+                lambda s: delivery.record_failure(
+                    s,
+                    services,
+                    job_id=job_id,
+                    error=error,
+                    transient=True,
+                    retry_in=delay,
+                    count_attempt=count_attempt,
+                )
+            )
+        except Exception:
+            log.exception("recording the failure of outbound job %s failed", job_id)
 
     async def close(self) -> None:
         for task in list(self._tasks):

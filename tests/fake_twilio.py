@@ -14,7 +14,7 @@ import base64
 import binascii
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,6 +136,9 @@ class FakeTwilio:
         self._requests: list[ApiRequest] = []
         self._sent: list[SentMessage] = []
         self._script: list[tuple[int, dict[str, Any]]] = []
+        # Called with each accepted message before the API answers: lets a test have Twilio's
+        # status callback overtake the answer to the send, as it sometimes does.
+        self.before_answer: Callable[[SentMessage], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -249,6 +252,8 @@ class FakeTwilio:
                 status_callback=form.get("StatusCallback"),
             )
             self._sent.append(message)
+        if self.before_answer is not None:
+            self.before_answer(message)
         return 201, self._resource(message)
 
     def _resource(self, message: SentMessage) -> dict[str, Any]:

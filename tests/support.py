@@ -19,11 +19,13 @@ import orjson
 import psycopg
 import uvicorn
 from sqlalchemy import text
+from sqlmodel import SQLModel
 
 from server.app import create_app
 from server.config import Settings
 from server.security.signatures import sign_sha256
 from server.serving import UVICORN_OPTIONS
+from server.state import models  # noqa: F401  (registers every table)
 from server.state.db import Database
 
 PG_ADMIN_URL = os.environ.get(
@@ -77,20 +79,8 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-TABLES = (
-    "outbound_jobs",
-    "events",
-    "read_marks",
-    "messages",
-    "conversations",
-    "contacts",
-    "integration_access",
-    "integrations",
-    "login_failures",
-    "api_tokens",
-    "users",
-    "accounts",
-)
+# Every table, children first (derived from the models, so new tables are never missed).
+TABLES = tuple(t.name for t in reversed(SQLModel.metadata.sorted_tables))
 
 
 def wipe(db: Database) -> None:

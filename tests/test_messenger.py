@@ -348,6 +348,20 @@ def test_handshake_echoes_the_challenge_only_for_the_right_token(api: Api) -> No
 # Inbound ---------------------------------------------------------------------------------------
 
 
+def test_events_of_another_page_are_not_this_integrations(api: Api, graph: FakeMeta) -> None:
+    """One Meta app calls one URL for all its pages: entries of other pages are left alone."""
+    team = api.signup()
+    integration = install(team)
+    body = page([message_event(ADA, mid="m_elsewhere", text="For another page")])
+    body["entry"][0]["id"] = "another-page"
+    r = post_webhook(api, integration["id"], body)
+    assert r.status_code == 200, r.text
+    assert conversations(team) == {}
+    ours = page([message_event(ADA, mid="m_ours", text="For us")])
+    assert post_webhook(api, integration["id"], ours).status_code == 200
+    assert set(conversations(team)) == {ADA}
+
+
 def test_a_batched_webhook_stores_every_message_with_names_from_the_profile_api(
     api: Api, graph: FakeMeta
 ) -> None:

@@ -585,6 +585,34 @@ def test_status_callbacks_move_the_reply_forward_and_never_back(wa: WhatsApp) ->
     assert wa.stored()["messages"] == 2
 
 
+def test_a_status_callback_that_overtakes_the_send_is_not_lost(wa: WhatsApp) -> None:
+    """Twilio may report "delivered" before its answer to our send arrives (so before we know
+    the sid): the status waits for the send to be recorded, then applies."""
+    overtaken: list[int] = []
+
+    def deliver_first(message: Any) -> None:
+        r = wa.fake.status_callback(message.sid, "delivered", deliver_to=wa.server.url)
+        overtaken.append(r.status_code)
+
+    wa.fake.before_answer = deliver_first
+    try:
+        assert wa.inbound().status_code == 200
+        conversation_id = wa.conversation()["id"]
+        r = wa.reply(conversation_id, "Quick!")
+        assert r.status_code == 201, r.text
+        message_id = r.json()["id"]
+        reply = wait_for(
+            lambda: (m := wa.message(conversation_id, message_id))["external_id"] and m
+        )
+    finally:
+        wa.fake.before_answer = None
+    assert overtaken == [200]
+    assert reply["status"] == "delivered"
+    assert reply["external_id"] == wa.fake.sent[0].sid
+    with wa.db.read_engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM early_statuses")).scalar_one() == 0
+
+
 def test_an_undelivered_reply_fails_with_twilios_error_code(wa: WhatsApp) -> None:
     conversation_id, reply = wa.sent_reply()
     wa.callback(reply["external_id"], "sent")

@@ -21,9 +21,18 @@ from server.providers.base import (
 )
 from server.providers.registry import provider_type
 from server.state import queries
-from server.state.models import Contact, Conversation, Integration, Message, OutboundJob
+from server.state.models import (
+    Contact,
+    Conversation,
+    EarlyStatus,
+    Integration,
+    Message,
+    OutboundJob,
+)
 
 LEASE = timedelta(seconds=60)
+# Statuses for ids we never sent (another app on the same number) are dropped after this.
+EARLY_STATUS_TTL = timedelta(hours=1)
 MAX_ATTEMPTS = 8
 
 
@@ -123,15 +132,37 @@ def record_sent(session: Session, services: Services, *, job_id: int, result: Se
         return
     message = session.get(Message, job.message_id)
     session.delete(job)
-    if message is not None:
-        _update_message(
-            session,
-            services,
-            message,
-            status=result.status,
-            external_id=result.external_id,
-            error=None,
-        )
+    if message is None:
+        return
+    # Statuses never move back: a receipt may already have moved this reply further.
+    status = result.status if _advance(message, result.status) else message.status
+    error = message.error
+    for early in _early_statuses(session, message, result.external_id):
+        if _advance_to(status, early.status):
+            status = early.status
+            error = early.error
+    _update_message(
+        session,
+        services,
+        message,
+        status=status,
+        external_id=result.external_id,
+        error=error if status == "failed" else None,
+    )
+
+
+def _early_statuses(
+    session: Session, message: Message, external_id: str | None
+) -> list[EarlyStatus]:
+    """Statuses that arrived before the send was recorded, taken out of the waiting room."""
+    if not external_id:
+        return []
+    early = queries.early_statuses(
+        session, integration_id=message.integration_id, external_id=external_id
+    )
+    for row in early:
+        session.delete(row)
+    return early
 
 
 def record_failure(
@@ -142,11 +173,17 @@ def record_failure(
     error: str,
     transient: bool,
     retry_in: timedelta,
+    count_attempt: bool = False,
 ) -> bool:
-    """Schedule a retry for a transient failure, else fail the message. True if it will retry."""
+    """Schedule a retry for a transient failure, else fail the message. True if it will retry.
+
+    `count_attempt` for a failure before the job could be claimed (claiming counts attempts).
+    """
     job = session.get(OutboundJob, job_id)
     if job is None:
         return False
+    if count_attempt:
+        job.attempts += 1
     if transient and job.attempts < MAX_ATTEMPTS:
         job.next_attempt_at = services.now() + retry_in
         job.locked_until = None
@@ -160,13 +197,17 @@ def record_failure(
     return False
 
 
-def _advance(message: Message, status: str) -> bool:
-    """Whether `status` moves the message forward (statuses never go back; failed is final)."""
-    if message.status == "failed" or message.status == status:
+def _advance_to(current: str, status: str) -> bool:
+    """Whether `status` moves a reply forward from `current` (never back; failed is final)."""
+    if current == "failed" or current == status:
         return False
     if status == "failed":
         return True
-    return STATUS_RANK.get(status, -1) > STATUS_RANK.get(message.status, -1)
+    return STATUS_RANK.get(status, -1) > STATUS_RANK.get(current, -1)
+
+
+def _advance(message: Message, status: str) -> bool:
+    return _advance_to(message.status, status)
 
 
 def apply_status(
@@ -176,7 +217,19 @@ def apply_status(
     message = queries.message_by_external_id(
         session, integration_id=integration_id, external_id=update.external_id
     )
-    if message is None or message.direction != "outbound" or not _advance(message, update.status):
+    if message is None:
+        # Perhaps news of a reply whose send we have not recorded yet: keep it for `record_sent`.
+        queries.keep_early_status(
+            session,
+            integration_id=integration_id,
+            external_id=update.external_id,
+            status=update.status,
+            error=update.error,
+            now=services.now(),
+            keep_for=EARLY_STATUS_TTL,
+        )
+        return False
+    if message.direction != "outbound" or not _advance(message, update.status):
         return False
     error = update.error if update.status == "failed" else message.error
     _update_message(session, services, message, status=update.status, error=error)

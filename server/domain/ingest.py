@@ -15,8 +15,6 @@ from server.providers.base import InboundMessage
 from server.state import queries
 from server.state.models import Contact, Conversation, Integration, Message
 
-MAX_TEXT = 4096
-
 
 @dataclass(frozen=True)
 class Ingested:

@@ -6,6 +6,7 @@ read or stored), 400 for a malformed body; each message committed before the ans
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from sqlalchemy.exc import IntegrityError
@@ -74,14 +75,7 @@ async def _with_name(
     )
     if not name:
         return message
-    return InboundMessage(
-        message.external_id,
-        message.contact_handle,
-        name,
-        message.text,
-        message.sent_at,
-        message.attachments,
-    )
+    return replace(message, contact_name=name)
 
 
 async def _ingest(request: Request, integration_id: int, message: InboundMessage) -> Ingested:
@@ -116,7 +110,7 @@ async def receive(request: Request, provider: Provider) -> Response:
     """Store the messages and apply the delivery statuses a provider's webhook carries."""
     rt = runtime(request)
     webhook, found = await _verified(request, provider)
-    inbound = provider.parse(webhook)
+    inbound = provider.parse(webhook, public=found.public)
     integration_id = found.integration.id or 0
     results: list[Ingested] = []
     for message in inbound.messages:

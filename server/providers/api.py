@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -32,6 +31,14 @@ if TYPE_CHECKING:
 SEND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
+def _is_http_url(url: str) -> bool:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
 class ApiProvider:
     name: ClassVar[str] = "api"
     webhook_path: ClassVar[str] = "api"
@@ -48,7 +55,7 @@ class ApiProvider:
             config, public={"callback_url": False}, secret={"webhook_secret": True}
         )
         url = public.get("callback_url")
-        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+        if url is not None and not _is_http_url(url):
             raise ValidationFailed(fields={"config.callback_url": "must be an http(s) URL"})
         return public, secret
 
@@ -59,7 +66,7 @@ class ApiProvider:
             secrets.get("webhook_secret", ""), request.body, request.headers.get("x-signature-256")
         )
 
-    def parse(self, request: WebhookRequest) -> Inbound:
+    def parse(self, request: WebhookRequest, *, public: dict[str, Any]) -> Inbound:
         document = parse_json(request.body)
         text = document.get("text") if isinstance(document, dict) else None
         if isinstance(text, str) and len(text) > MAX_TEXT:

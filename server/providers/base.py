@@ -132,8 +132,8 @@ class Provider(Protocol):
         """Whether the request carries a valid signature for this integration."""
         ...
 
-    def parse(self, request: WebhookRequest) -> Inbound:
-        """What a verified request carried; BadRequest (400) if it is malformed."""
+    def parse(self, request: WebhookRequest, *, public: dict[str, Any]) -> Inbound:
+        """What a verified request carried for this integration; BadRequest (400) if malformed."""
         ...
 
     def acknowledge(self, results: list[Ingested]) -> Acknowledgement:

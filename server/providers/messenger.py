@@ -262,13 +262,17 @@ class MessengerProvider:
             secrets.get("app_secret", ""), request.body, request.headers.get("x-hub-signature-256")
         )
 
-    def parse(self, request: WebhookRequest) -> Inbound:
+    def parse(self, request: WebhookRequest, *, public: dict[str, Any]) -> Inbound:
         try:
             body = validate(MessengerWebhookIn, parse_json(request.body))
         except ValidationFailed as exc:  # the contract: a malformed webhook body is a 400
             raise BadRequest("The webhook body is malformed.", fields=exc.fields) from exc
         inbound = Inbound()
         for e, entry in enumerate(body.entry):
+            if entry.id is not None and entry.id != public.get("page_id"):
+                # One Meta app has one callback URL for all its pages: another page's events
+                # arriving here belong to another integration, not to this one.
+                continue
             for m, event in enumerate(entry.messaging):
                 _add_event(inbound, event, f"entry.{e}.messaging.{m}")
         return inbound

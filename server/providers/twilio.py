@@ -156,7 +156,7 @@ class TwilioWhatsAppProvider:
         account = _first(params, "AccountSid")
         return account is None or account == public.get("account_sid")
 
-    def parse(self, request: WebhookRequest) -> Inbound:
+    def parse(self, request: WebhookRequest, *, public: dict[str, Any]) -> Inbound:
         params = _form(request)
         if params is None:
             raise BadRequest(f"Twilio's webhooks are {FORM}.")

@@ -266,6 +266,24 @@ class Event(SQLModel, table=True):
     created_at: datetime = _when(index=True)
 
 
+class EarlyStatus(SQLModel, table=True):
+    """A provider's status for a reply we have not yet recorded as sent (its id is unknown to us):
+    callbacks can overtake the answer to the send itself. Applied when the send is recorded."""
+
+    __tablename__ = "early_statuses"
+    __table_args__ = (
+        Index("ix_early_statuses_message", "integration_id", "external_id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = _ref("integrations.id", index=False)
+    external_id: str
+    status: str
+    error: str | None = None
+    received_at: datetime = _when(index=True)
+
+
 class OutboundJob(SQLModel, table=True):
     """A reply waiting for its provider; claimed with a lease, retried with backoff."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, update
@@ -15,6 +15,7 @@ from server.state.models import (
     ApiToken,
     Contact,
     Conversation,
+    EarlyStatus,
     Event,
     Integration,
     IntegrationAccess,
@@ -181,6 +182,37 @@ def outbound_up_to(session: Session, *, conversation_id: int, up_to: datetime) -
         .order_by(col(Message.id))
     )
     return session.exec(query).all()
+
+
+def early_statuses(session: Session, *, integration_id: int, external_id: str) -> list[EarlyStatus]:
+    query = select(EarlyStatus).where(
+        col(EarlyStatus.integration_id) == integration_id,
+        col(EarlyStatus.external_id) == external_id,
+    )
+    return list(session.exec(query.order_by(col(EarlyStatus.id))).all())
+
+
+def keep_early_status(
+    session: Session,
+    *,
+    integration_id: int,
+    external_id: str,
+    status: str,
+    error: str | None,
+    now: datetime,
+    keep_for: timedelta,
+) -> None:
+    """Store a status for an unknown message id, dropping ones older than `keep_for`."""
+    session.exec(delete(EarlyStatus).where(col(EarlyStatus.received_at) < now - keep_for))
+    session.add(
+        EarlyStatus(
+            integration_id=integration_id,
+            external_id=external_id,
+            status=status,
+            error=error,
+            received_at=now,
+        )
+    )
 
 
 def messages_page(
