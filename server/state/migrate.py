@@ -21,7 +21,7 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema up to `revision`, serialised across nodes on PostgreSQL."""
     config = alembic_config(engine)
     with engine.connect() as connection:
