@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -85,7 +86,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         redis_url = embedded.start() if embedded else settings.redis_url
         assert redis_url is not None
         redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-        runtime = Runtime(settings, Services.from_settings(settings, clock), db, redis)
+        http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        )
+        runtime = Runtime(settings, Services.from_settings(settings, clock), db, redis, http)
         runtime.loop = asyncio.get_running_loop()
         runtime.realtime = Realtime(runtime, redis_url)
         runtime.publisher = runtime.realtime
@@ -103,6 +107,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             await worker.close()
             await runtime.realtime.stop()
             await redis.aclose()
+            await http.aclose()
             if embedded:
                 embedded.stop()
             db.dispose()

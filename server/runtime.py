@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+import httpx
 from anyio import CapacityLimiter, to_thread
 from redis.asyncio import Redis
 from sqlmodel import Session
@@ -27,7 +28,14 @@ T = TypeVar("T")
 class Runtime:
     """Settings, database, Redis and the publish seam; `read`/`write` run DB work off the loop."""
 
-    def __init__(self, settings: Settings, services: Services, db: Database, redis: Redis) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        db: Database,
+        redis: Redis,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self.settings = settings
         self.services = services
         self.db = db
@@ -35,7 +43,9 @@ class Runtime:
         self.publisher: Publisher = Unstarted()
         self.realtime: Realtime
         self.metrics = Metrics()
-        self.providers: dict[str, Provider] = build_providers(settings)
+        # One pooled HTTP client for every call to providers' APIs.
+        self.http = http
+        self.providers: dict[str, Provider] = build_providers(settings, http)
         # Bounded like the connection pool, so threads never queue on a pool checkout.
         self._limiter = CapacityLimiter(30)
         # Set by the outbound worker at start: tells it a reply was just committed.

@@ -20,6 +20,7 @@ from server.providers.base import (
     SendError,
     SendResult,
     WebhookRequest,
+    http_request,
     split_fields,
 )
 from server.security.signatures import sign_sha256, verify_sha256
@@ -127,15 +128,9 @@ class ApiProvider:
             "X-Signature-256": sign_sha256(secrets["webhook_secret"], body),
         }
         try:
-            if self._client is not None:
-                response = await self._client.post(
-                    url, content=body, headers=headers, timeout=SEND_TIMEOUT
-                )
-            else:
-                async with httpx.AsyncClient() as client:
-                    response = await client.post(
-                        url, content=body, headers=headers, timeout=SEND_TIMEOUT
-                    )
+            response = await http_request(
+                self._client, "POST", url, content=body, headers=headers, timeout=SEND_TIMEOUT
+            )
         except httpx.HTTPError as exc:
             raise SendError(
                 f"callback unreachable: {exc.__class__.__name__}", transient=True

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import httpx
+
 from server.errors import ValidationFailed
 
 if TYPE_CHECKING:
-    import httpx
-
     from server.config import Settings
     from server.domain.ingest import Ingested
 
@@ -151,6 +151,16 @@ class Provider(Protocol):
     ) -> SendResult:
         """Deliver a reply; raise SendError on failure."""
         ...
+
+
+async def http_request(
+    client: httpx.AsyncClient | None, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """One request through the server's shared client (pooled connections), or a throwaway one."""
+    if client is not None:
+        return await client.request(method, url, **kwargs)
+    async with httpx.AsyncClient() as own:
+        return await own.request(method, url, **kwargs)
 
 
 def split_fields(

@@ -38,6 +38,7 @@ from server.providers.base import (
     StatusUpdate,
     Watermark,
     WebhookRequest,
+    http_request,
     split_fields,
 )
 from server.security.signatures import verify_sha256
@@ -288,10 +289,7 @@ class MessengerProvider:
         return params
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        if self._client is not None:
-            return await self._client.request(method, url, **kwargs)
-        async with httpx.AsyncClient() as client:
-            return await client.request(method, url, **kwargs)
+        return await http_request(self._client, method, url, **kwargs)
 
     async def contact_name(
         self, handle: str, *, public: dict[str, Any], secrets: dict[str, Any]

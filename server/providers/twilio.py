@@ -30,6 +30,7 @@ from server.providers.base import (
     SendResult,
     StatusUpdate,
     WebhookRequest,
+    http_request,
     split_fields,
 )
 
@@ -186,11 +187,9 @@ class TwilioWhatsAppProvider:
             form["StatusCallback"] = message.status_callback_url
         auth = httpx.BasicAuth(account_sid, secrets["auth_token"])
         try:
-            if self._client is not None:
-                response = await self._client.post(url, data=form, auth=auth, timeout=SEND_TIMEOUT)
-            else:
-                async with httpx.AsyncClient() as client:
-                    response = await client.post(url, data=form, auth=auth, timeout=SEND_TIMEOUT)
+            response = await http_request(
+                self._client, "POST", url, data=form, auth=auth, timeout=SEND_TIMEOUT
+            )
         except httpx.HTTPError as exc:
             raise SendError(
                 f"Twilio unreachable: {exc.__class__.__name__}", transient=True
