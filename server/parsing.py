@@ -54,3 +54,14 @@ def validate(model: type[M], value: Any) -> M:
         return model.model_validate(value)
     except ValidationError as exc:
         raise ValidationFailed(fields=fields_of(exc)) from exc
+
+
+MALFORMED_WEBHOOK = "The webhook body is malformed."
+
+
+def validate_webhook(model: type[M], value: Any) -> M:
+    """Like `validate`, but the contract makes a malformed webhook body a 400, not a 422."""
+    try:
+        return validate(model, value)
+    except ValidationFailed as exc:
+        raise BadRequest(MALFORMED_WEBHOOK, fields=exc.fields) from exc

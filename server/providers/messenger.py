@@ -25,9 +25,9 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.errors import BadRequest, ValidationFailed
+from server.errors import BadRequest
 from server.handlers.schemas import MAX_TEXT
-from server.parsing import parse_json, validate
+from server.parsing import MALFORMED_WEBHOOK, parse_json, validate_webhook
 from server.providers.base import (
     Acknowledgement,
     Inbound,
@@ -134,9 +134,7 @@ def from_millis(value: int) -> datetime:
 
 def _sender(event: MessengerEvent, where: str) -> str:
     if event.sender is None or event.sender.id is None:
-        raise BadRequest(
-            "The webhook body is malformed.", fields={f"{where}.sender.id": "required"}
-        )
+        raise BadRequest(MALFORMED_WEBHOOK, fields={f"{where}.sender.id": "required"})
     return event.sender.id
 
 
@@ -264,10 +262,7 @@ class MessengerProvider:
         )
 
     def parse(self, request: WebhookRequest, *, public: dict[str, Any]) -> Inbound:
-        try:
-            body = validate(MessengerWebhookIn, parse_json(request.body))
-        except ValidationFailed as exc:  # the contract: a malformed webhook body is a 400
-            raise BadRequest("The webhook body is malformed.", fields=exc.fields) from exc
+        body = validate_webhook(MessengerWebhookIn, parse_json(request.body))
         inbound = Inbound()
         for e, entry in enumerate(body.entry):
             if entry.id is not None and entry.id != public.get("page_id"):

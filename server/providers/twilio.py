@@ -21,6 +21,7 @@ import httpx
 import orjson
 
 from server.errors import BadRequest, ValidationFailed
+from server.parsing import MALFORMED_WEBHOOK
 from server.providers.base import (
     Acknowledgement,
     Inbound,
@@ -238,7 +239,7 @@ def _required(params: Params, names: Iterable[str]) -> dict[str, str]:
     found = {name: _first(params, name) or "" for name in names}
     missing = {name: "required" for name, value in found.items() if not value}
     if missing:
-        raise BadRequest("The webhook body is malformed.", fields=missing)
+        raise BadRequest(MALFORMED_WEBHOOK, fields=missing)
     return found
 
 
