@@ -31,6 +31,22 @@ class Metrics:
             "Replies waiting for their provider",
             registry=self.registry,
         )
+        self.events_delivered = Counter(
+            "switchboard_events_delivered",
+            "Frames queued for websocket clients",
+            registry=self.registry,
+        )
+        self.delivery_seconds = Histogram(
+            "switchboard_delivery_seconds",
+            "From commit (publish) to queued for the sockets on this node, per event",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.websocket_connections = Gauge(
+            "switchboard_websocket_connections",
+            "Open websocket connections",
+            registry=self.registry,
+        )
         self.request_seconds = Histogram(
             "switchboard_http_request_seconds",
             "HTTP request duration",

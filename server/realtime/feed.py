@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -125,9 +126,15 @@ class AccountFeed:
         self.last_seq = max(self.last_seq, target)
 
     def _deliver(self, event: WireEvent) -> None:
+        delivered = 0
         for connection in list(self.connections.values()):
             if self.may_see(connection.user_id, event):
                 connection.push(event.frame, event.seq)
+                delivered += 1
+        metrics = self.runtime.metrics
+        metrics.events_delivered.inc(delivered)
+        if event.published_at and delivered:
+            metrics.delivery_seconds.observe(max(time.time() - event.published_at, 0.0))
 
     async def reload_audience(self) -> None:
         self.audience = await self.runtime.read(

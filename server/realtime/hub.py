@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING
 
 from broadcaster import Broadcast
@@ -70,15 +71,16 @@ class Hub:
 
     async def publish(self, events: list[PendingEvent]) -> None:
         """After commit: deliver here at once, then tell the other nodes."""
+        now = time.time()
         for event in events:
             feed = self.feeds.get(event.account_id)
             if feed is not None:
-                feed.submit(wire.from_pending(event))
+                feed.submit(wire.from_pending(event, now))
         for event in events:
             try:
                 await self.broadcast.publish(
                     wire.channel_for(self.prefix, event.account_id),
-                    wire.encode(event, self.node_id),
+                    wire.encode(event, self.node_id, now),
                 )
             except Exception as exc:  # the log still has it; other nodes catch up from there
                 log.warning("publishing %s to redis failed: %s", event.type, exc.__class__.__name__)

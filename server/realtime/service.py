@@ -42,6 +42,9 @@ class Realtime:
 
     async def start(self) -> None:
         await self.hub.start()
+        self.runtime.metrics.websocket_connections.set_function(
+            lambda: sum(len(feed.connections) for feed in list(self.hub.feeds.values()))
+        )
         self._loops = [
             asyncio.create_task(
                 self._every(REFRESH_INTERVAL, self._refresh), name="presence-refresh"
