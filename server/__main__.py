@@ -7,7 +7,7 @@ import logging
 import os
 
 from server.config import Settings
-from server.serving import UVICORN_OPTIONS
+from server.serving import UVICORN_OPTIONS, Server
 from server.state.db import Database
 from server.state.migrate import make_revision, upgrade
 
@@ -37,13 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "run":
         import uvicorn
 
-        uvicorn.run(
-            "server.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            **UVICORN_OPTIONS,
+        config = uvicorn.Config(
+            "server.app:create_app", factory=True, host=args.host, port=args.port, **UVICORN_OPTIONS
         )
+        Server(config).run()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+
+import uvicorn
+
+from server.realtime.service import going_away
 
 UVICORN_OPTIONS: dict[str, Any] = {
     # Client frames are small JSON (`ping`); anything bigger is hostile or a bug.
@@ -14,3 +19,14 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": True,
     "timeout_graceful_shutdown": 10,
 }
+
+
+class Server(uvicorn.Server):
+    """uvicorn, but websockets hear "going away" (1001) first, so clients move to another node
+    at once instead of waiting for their heartbeat to time out."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # no new connections while the old ones are told to leave
+        await going_away()
+        await super().shutdown(sockets)

@@ -24,7 +24,7 @@ from sqlmodel import SQLModel
 from server.app import create_app
 from server.config import Settings
 from server.security.signatures import sign_sha256
-from server.serving import UVICORN_OPTIONS
+from server.serving import UVICORN_OPTIONS, Server
 from server.state import models  # noqa: F401  (registers every table)
 from server.state.db import Database
 
@@ -111,7 +111,7 @@ class LiveServer:
             lifespan="on",
             **UVICORN_OPTIONS,
         )
-        self.server = uvicorn.Server(config)
+        self.server = Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

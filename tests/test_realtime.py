@@ -920,3 +920,28 @@ def _killed_node_scenario(
         await close_all(observer, *resumed.values())
 
     asyncio.run(main())
+
+
+# Graceful shutdown -----------------------------------------------------------------------------
+
+
+def test_a_node_shutting_down_tells_its_clients_it_is_going_away(cluster: Cluster) -> None:
+    """SIGTERM: websockets are closed with 1001 at once, so clients move to another node."""
+    leaving = ServerProcess(cluster.env(), free_port(), name="node-leaving")
+    api_leaving = api_for(leaving)
+    try:
+        with logs_on_failure(leaving):
+            team = api_leaving.signup()
+
+            async def main() -> None:
+                client = await connect(leaving, team.admin.token, "admin@leaving")
+                await asyncio.to_thread(leaving.stop)
+                await asyncio.wait_for(client.closed.wait(), 10)
+                # 1001, not the 1006 of a dropped TCP connection nor uvicorn's own 1012.
+                assert client.close_code == 1001, client.close_code
+
+            asyncio.run(main())
+    finally:
+        api_leaving.close()
+        leaving.kill()
+        leaving.cleanup()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlmodel import col, update
@@ -30,6 +31,33 @@ RETAIN_FOR = timedelta(hours=1)
 PRUNE_INTERVAL = 60.0
 
 
+# The realtime sides running in this process (one per app; tests run several).
+_RUNNING: weakref.WeakSet[Realtime] = weakref.WeakSet()
+GOING_AWAY = 1001
+
+
+GOING_AWAY_WAIT = 5.0
+
+
+async def going_away() -> None:
+    """Close every websocket of this process with 1001, e.g. before a graceful shutdown."""
+    sockets = [
+        connection.websocket
+        for realtime in list(_RUNNING)
+        for feed in list(realtime.hub.feeds.values())
+        for connection in list(feed.connections.values())
+    ]
+    if not sockets:
+        return
+
+    async def close(websocket: Any) -> None:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=GOING_AWAY, reason="server shutting down")
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(close(ws) for ws in sockets)), GOING_AWAY_WAIT)
+
+
 class Realtime:
     """The runtime's publisher: events after commit go through here to every node's sockets."""
 
@@ -41,6 +69,7 @@ class Realtime:
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        _RUNNING.add(self)
         await self.hub.start()
         self.runtime.metrics.websocket_connections.set_function(
             lambda: sum(len(feed.connections) for feed in list(self.hub.feeds.values()))
@@ -56,6 +85,7 @@ class Realtime:
         ]
 
     async def stop(self) -> None:
+        _RUNNING.discard(self)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
