@@ -945,3 +945,34 @@ def test_a_node_shutting_down_tells_its_clients_it_is_going_away(cluster: Cluste
         api_leaving.close()
         leaving.kill()
         leaving.cleanup()
+
+
+# Hostile clients -------------------------------------------------------------------------------
+
+
+def test_a_flooding_client_is_rate_limited_then_disconnected(cluster: Cluster) -> None:
+    team = cluster.api_a.signup()
+
+    async def main() -> None:
+        # A burst within the budget is answered in full.
+        polite = await connect(cluster.a, team.admin.token, "polite")
+        for _ in range(20):
+            await polite.connection.send('{"type": "ping"}')
+        await polite.wait_for_frames(lambda fs: sum(f["type"] == "pong" for f in fs) >= 20)
+        # A flood gets a `rate_limited` error frame, then the connection is closed (1008).
+        flood = await connect(cluster.a, team.admin.token, "flood")
+        for _ in range(1000):
+            try:
+                await flood.connection.send('{"type": "ping"}')
+            except websockets.ConnectionClosed:
+                break
+        await asyncio.wait_for(flood.closed.wait(), 10)
+        assert flood.close_code == 1008, flood.close_code
+        errors = [f["data"]["code"] for f in flood.frames if f["type"] == "error"]
+        assert errors == ["rate_limited"]
+        # The polite client, and the node, are fine.
+        await polite.connection.send('{"type": "ping"}')
+        await polite.wait_for_frames(lambda fs: sum(f["type"] == "pong" for f in fs) >= 21)
+        await close_all(polite)
+
+    asyncio.run(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_POLICY = 1008
 
 
 def _since(websocket: WebSocket) -> int | None:
@@ -117,25 +119,62 @@ async def _greet(
             await websocket.send_text(row.frame)
 
 
+class FrameBudget:
+    """Client frames per second: a token bucket. A client that keeps flooding is disconnected."""
+
+    def __init__(self, *, rate: float = 20.0, burst: int = 60, tolerance: int = 200) -> None:
+        self.rate, self.burst, self.tolerance = rate, burst, tolerance
+        self.tokens = float(burst)
+        self.refilled = time.monotonic()
+        self.dropped = 0  # in a row, since the last frame that was allowed
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.dropped = 0
+            return True
+        self.dropped += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.dropped >= self.tolerance
+
+
 async def _receive(websocket: WebSocket, connection: Connection) -> None:
-    """Client frames: `ping` gets `pong`; anything else an error frame. The socket stays open."""
+    """Client frames: `ping` gets `pong`; anything else an error frame. The socket stays open,
+    unless the client floods it (then 1008, policy violation)."""
+    budget = FrameBudget()
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
-        text = message.get("text")
-        if text is None:
-            connection.push(error_frame("unsupported_frame", "Binary frames are not supported."))
+        if not budget.allow():
+            if budget.exhausted:
+                await websocket.close(code=CLOSE_POLICY, reason="too many frames")
+                return
+            if budget.dropped == 1:
+                connection.push(error_frame("rate_limited", "Too many frames; some were dropped."))
             continue
-        try:
-            frame = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            connection.push(error_frame("bad_request", "Frames must be JSON objects."))
-            continue
-        kind = frame.get("type") if isinstance(frame, dict) else None
-        if kind == "ping":
-            connection.push(PONG_FRAME)
-        else:
-            connection.push(
-                error_frame("unknown_type", "Unknown frame type; only `ping` is understood.")
-            )
+        _answer(connection, message.get("text"))
+
+
+def _answer(connection: Connection, text: str | None) -> None:
+    if text is None:
+        connection.push(error_frame("unsupported_frame", "Binary frames are not supported."))
+        return
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        connection.push(error_frame("bad_request", "Frames must be JSON objects."))
+        return
+    kind = frame.get("type") if isinstance(frame, dict) else None
+    if kind == "ping":
+        connection.push(PONG_FRAME)
+    else:
+        connection.push(
+            error_frame("unknown_type", "Unknown frame type; only `ping` is understood.")
+        )
