@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
+from server import logs
 from server.config import Settings
 from server.serving import UVICORN_OPTIONS, Server
 from server.state.db import Database
@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_config = logs.configure(
+        os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO")
+    )
 
     if args.command == "migrate":
         settings = Settings.from_env()
@@ -38,7 +40,12 @@ def main(argv: list[str] | None = None) -> None:
         import uvicorn
 
         config = uvicorn.Config(
-            "server.app:create_app", factory=True, host=args.host, port=args.port, **UVICORN_OPTIONS
+            "server.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            log_config=log_config,
+            **UVICORN_OPTIONS,
         )
         Server(config).run()
 

@@ -26,7 +26,7 @@ from server.delivery import OutboundWorker
 from server.domain.services import Services
 from server.errors import DomainError, NotFound, ServiceUnavailable
 from server.handlers.http import error_response
-from server.handlers.observe import MetricsMiddleware
+from server.handlers.observe import ObserveMiddleware
 from server.handlers.openapi import openapi
 from server.handlers.routes import starlette_routes
 from server.handlers.websocket import websocket_endpoint
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(MetricsMiddleware)],
+        middleware=[Middleware(ObserveMiddleware)],
         exception_handlers={
             DomainError: _domain_error,
             HTTPException: _http_error,
