@@ -13,14 +13,13 @@ import hashlib
 import hmac
 import itertools
 import re
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+
+from tests.fakes import Answer, LocalHTTPServer, Received
 
 GRAPH_PATH = re.compile(r"^/(v\d+\.\d+)/(.+)$")
 
@@ -75,7 +74,7 @@ SERVER_ERROR = graph_error(
 )
 
 
-class FakeMeta:
+class FakeMeta(LocalHTTPServer):
     """The Graph API of one Facebook page.
 
     `profiles` maps PSIDs to `{"first_name", "last_name"}`; unknown PSIDs get Meta's
@@ -84,28 +83,20 @@ class FakeMeta:
     call; once it runs out, sends succeed with a fresh `message_id`.
     """
 
+    poll_interval = 0.05
+
     def __init__(
         self, *, page_access_token: str, app_secret: str, require_proof: bool = True
     ) -> None:
+        super().__init__()
         self.page_access_token = page_access_token
         self.app_secret = app_secret
         self.require_proof = require_proof
         self.profiles: dict[str, dict[str, str]] = {}
         self.fail_profiles = False
-        self._lock = threading.Lock()
         self._calls: list[GraphCall] = []
         self._script: list[tuple[int, dict[str, Any]]] = []
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     # Scripting -----------------------------------------------------------------------------
 
@@ -211,78 +202,31 @@ class FakeMeta:
             return self._script.pop(0)
         return 200, {"recipient_id": recipient["id"], "message_id": f"m_sent-{next(self._ids)}"}
 
-    def _answer(
-        self, method: str, target: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any]]:
-        parts = urlsplit(target)
+    def answer(self, request: Received) -> Answer:
+        method, body = request.method, request.body
+        parts = urlsplit(request.path)
         query = dict(parse_qsl(parts.query))
         match = GRAPH_PATH.match(parts.path)
         with self._lock:
             if match is None:
-                status, answer = 400, graph_error("Unknown path components", code=2500)
+                status, document = 400, graph_error("Unknown path components", code=2500)
             elif (error := self._credentials_error(query)) is not None:
-                status, answer = 400, error
+                status, document = 400, error
             elif method == "POST" and match[2] == "me/messages":
-                status, answer = self._send(body)
+                status, document = self._send(body)
             elif method == "GET" and "/" not in match[2]:
-                status, answer = self._profile(match[2], query)
+                status, document = self._profile(match[2], query)
             else:
-                status, answer = 400, graph_error("Unsupported request", code=100)
+                status, document = 400, graph_error("Unsupported request", code=100)
             self._calls.append(
                 GraphCall(
                     method=method,
                     version=match[1] if match else "",
                     path=match[2] if match else parts.path,
                     query=query,
-                    headers=headers,
+                    headers=request.headers,
                     body=body,
                     status=status,
                 )
             )
-        return status, answer
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, answer = fake._answer(self.command, self.path, body, headers)
-                payload = orjson.dumps(answer)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = _handle
-            do_POST = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep test output quiet
-
-        return Handler
-
-    def start(self) -> FakeMeta:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeMeta:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return Answer.json(status, document, content_type="application/json; charset=UTF-8")

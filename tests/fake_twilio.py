@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
-import orjson
 from twilio.request_validator import RequestValidator
+
+from tests.fakes import Answer, LocalHTTPServer, Received
 
 API_VERSION = "2010-04-01"
 
@@ -126,27 +124,19 @@ def _error(code: int, message: str, status: int) -> dict[str, Any]:
     }
 
 
-class FakeTwilio:
+class FakeTwilio(LocalHTTPServer):
     """Twilio's Messages API for one account, on a local port. Use as a context manager."""
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
+        super().__init__()
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or uuid.uuid4().hex
-        self._lock = threading.Lock()
         self._requests: list[ApiRequest] = []
         self._sent: list[SentMessage] = []
         self._script: list[tuple[int, dict[str, Any]]] = []
         # Called with each accepted message before the API answers: lets a test have Twilio's
         # status callback overtake the answer to the send, as it sometimes does.
         self.before_answer: Callable[[SentMessage], None] | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def requests(self) -> list[ApiRequest]:
@@ -214,6 +204,21 @@ class FakeTwilio:
 
     # The REST API ----------------------------------------------------------------------------
 
+    def answer(self, request: Received) -> Answer:
+        form = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+        credentials = self._credentials(request.headers.get("authorization"))
+        status, document = self._api_answer(request.method, request.path, credentials, form)
+        with self._lock:
+            self._requests.append(
+                ApiRequest(request.method, request.path, credentials, form, status)
+            )
+        return Answer.json(
+            status,
+            document,
+            content_type="application/json; charset=utf-8",
+            headers={"WWW-Authenticate": 'Basic realm="Twilio API"'} if status == 401 else None,
+        )
+
     def _credentials(self, header: str | None) -> tuple[str, str] | None:
         if not header or not header.startswith("Basic "):
             return None
@@ -223,7 +228,7 @@ class FakeTwilio:
             return None
         return user, password
 
-    def _answer(
+    def _api_answer(
         self, method: str, path: str, credentials: tuple[str, str] | None, form: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
         if credentials != (self.account_sid, self.auth_token):
@@ -281,56 +286,3 @@ class FakeTwilio:
             "to": message.to,
             "uri": f"{uri}.json",
         }
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
-                credentials = fake._credentials(self.headers.get("Authorization"))
-                status, body = fake._answer(self.command, self.path, credentials, form)
-                with fake._lock:
-                    fake._requests.append(
-                        ApiRequest(self.command, self.path, credentials, form, status)
-                    )
-                payload = orjson.dumps(body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                if status == 401:
-                    self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_POST = _handle
-            do_GET = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep test output quiet
-
-        return Handler
-
-    def start(self) -> FakeTwilio:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
