@@ -13,12 +13,14 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.clock import Clock, system_clock
 from server.config import Settings
@@ -30,6 +32,8 @@ from server.handlers.observe import ObserveMiddleware
 from server.handlers.openapi import openapi
 from server.handlers.routes import starlette_routes
 from server.handlers.websocket import websocket_endpoint
+from server.notify.smtp import check_smtp_url
+from server.notify.worker import start_email_worker
 from server.realtime.service import Realtime
 from server.runtime import Runtime
 from server.state.db import Database
@@ -73,9 +77,43 @@ async def _web_index(request: Request) -> Response:
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+# The web client has no inline script or style, so its policy can forbid both.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+class SecurityHeadersMiddleware:
+    """Adds SECURITY_HEADERS to every HTTP response (pure ASGI: streaming stays untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
     """Build the app; start-up (migrations, Redis, workers) happens in its lifespan."""
     settings = settings or Settings.from_env()
+    check_smtp_url(settings.smtp_url)  # a bad one stops the server before anything starts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,9 +136,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         worker = OutboundWorker(runtime)
         runtime.outbound_wake = worker.wake
         worker_task = asyncio.create_task(worker.run(), name="outbound-worker")
+        stop_email_worker = start_email_worker(runtime)  # only with SMTP_URL
         try:
             yield
         finally:
+            await stop_email_worker()
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
@@ -128,7 +168,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ObserveMiddleware)],
+        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(ObserveMiddleware)],
         exception_handlers={
             DomainError: _domain_error,
             HTTPException: _http_error,

@@ -67,6 +67,9 @@ class Settings:
     password_hash_profile: str = "standard"
     # Namespace of this installation's Redis keys and channels (several may share one Redis).
     redis_prefix: str = "switchboard"
+    # ISO 3166 region for phone numbers written without a country code (`US`: `(415) 555-0100`);
+    # unset, stored CRM phone numbers must be international (`+1 415 555 0100`).
+    phone_region: str | None = None
     max_body_bytes: int = 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -107,4 +110,5 @@ class Settings:
             data_dir=data_dir,
             password_hash_profile=env.get("PASSWORD_HASH_PROFILE", "standard"),
             redis_prefix=env.get("REDIS_PREFIX", "switchboard"),
+            phone_region=env.get("PHONE_DEFAULT_REGION", "").strip().upper() or None,
         )

@@ -74,5 +74,10 @@ class ReplyWindowClosed(Conflict):
     )
 
 
+class AlreadyLinked(Conflict):
+    code = "already_linked"
+    default_message = "The conversation is already linked to this record."
+
+
 class ServiceUnavailable(DomainError):
     status, code, default_message = 503, "service_unavailable", "A backing service is unavailable."

@@ -90,7 +90,7 @@ def wipe(db: Database) -> None:
             for table in TABLES:
                 conn.execute(text(f"DELETE FROM {table}"))
         else:
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
 
 
 @dataclass

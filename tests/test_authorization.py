@@ -33,6 +33,8 @@ class World:
     b: Team
     integration: dict[str, Any]
     conversation_id: int
+    # A's person, lead and deal, the conversation's link to the person and its note.
+    crm: dict[str, int] = field(default_factory=dict)
 
     def member(self, caller: str) -> Any:
         return self.b.admin if caller == "outsider" else self.a[caller]
@@ -54,7 +56,25 @@ def build_world(api: Api) -> World:
     r = a.inbound(integration, text="Hello from Carla")
     assert r.status_code == 200, r.text
     b = api.signup(company="B", name="Olga Outsider")
-    return World(api, a, b, integration, int(r.json()["conversation_id"]))
+    world = World(api, a, b, integration, int(r.json()["conversation_id"]))
+    add_crm(world)
+    return world
+
+
+def add_crm(world: World) -> None:
+    token = world.a.admin.token
+    for kind, body in (
+        ("person", {"name": "Pat"}),
+        ("lead", {"title": "L"}),
+        ("deal", {"title": "D"}),
+    ):
+        r = world.api.post(f"/api/v1/{kind}s", token, json=body)
+        assert r.status_code == 201, r.text
+        world.crm[kind] = r.json()["id"]
+    path = f"/api/v1/conversations/{world.conversation_id}/links"
+    r = world.api.post(path, token, json={"target": "person", "target_id": world.crm["person"]})
+    assert r.status_code == 201, r.text
+    world.crm["link"], world.crm["note"] = r.json()["link"]["id"], r.json()["note"]["id"]
 
 
 def snapshot(world: World) -> dict[str, Any]:
@@ -68,6 +88,10 @@ def snapshot(world: World) -> dict[str, Any]:
         "/api/v1/conversations",
         conv,
         f"{conv}/messages",
+        "/api/v1/persons",
+        "/api/v1/leads",
+        "/api/v1/deals",
+        f"/api/v1/notes?target=person&target_id={world.crm['person']}",
     ]
     result: dict[str, Any] = {}
     for path in paths:
@@ -158,6 +182,25 @@ def check_changed_notification_settings(world: World, caller: str, r: httpx.Resp
     assert r.json()["desktop"]["message_assigned_to_others"] is True
 
 
+def check_notifications(world: World, caller: str, r: httpx.Response) -> None:
+    # The conversation's first message was unassigned: everyone with shared access heard of it.
+    expected = [world.conversation_id] if caller in ("admin", "admin2", "sam") else []
+    assert [n["conversation_id"] for n in r.json()["items"]] == expected
+
+
+def check_unread_notifications(world: World, caller: str, r: httpx.Response) -> None:
+    assert r.json() == {"unread": 1 if caller in ("admin", "admin2", "sam") else 0}
+
+
+def check_notifications_read(world: World, caller: str, r: httpx.Response) -> None:
+    assert r.json()["unread"] == 0
+    unread = world.api.get("/api/v1/notifications/unread-count", world.token(caller))
+    assert unread.json() == {"unread": 0}
+    if caller != "admin":  # the others' notifications are untouched
+        others = world.api.get("/api/v1/notifications/unread-count", world.a.admin.token)
+        assert others.json() == {"unread": 1}
+
+
 def check_installed(world: World, caller: str, r: httpx.Response) -> None:
     body = r.json()
     assert body["installed_by"] == world.user_id(caller)
@@ -243,6 +286,58 @@ def check_conversation_gone(world: World, caller: str, r: httpx.Response) -> Non
     assert world.api.get(path, world.a.admin.token).status_code == 404
 
 
+def crm_list(kind: str) -> Check:
+    def check(world: World, caller: str, r: httpx.Response) -> None:
+        assert ids_of(r) == ([] if caller == "outsider" else [world.crm[kind]])
+
+    return check
+
+
+def crm_one(kind: str) -> Check:
+    def check(world: World, caller: str, r: httpx.Response) -> None:
+        assert r.json()["id"] == world.crm[kind]
+
+    return check
+
+
+def crm_created(kind: str) -> Check:
+    def check(world: World, caller: str, r: httpx.Response) -> None:
+        new_id = r.json()["id"]
+        assert new_id != world.crm[kind]
+        assert world.api.get(f"/api/v1/{kind}s/{new_id}", world.token(caller)).status_code == 200
+
+    return check
+
+
+def check_linked(world: World, caller: str, r: httpx.Response) -> None:
+    link = r.json()["link"]
+    assert (link["target"], link["target_id"]) == ("lead", world.crm["lead"])
+    conv = world.api.get(f"/api/v1/conversations/{world.conversation_id}", world.token(caller))
+    assert [x["target"] for x in conv.json()["links"]] == ["person", "lead"]
+
+
+def check_unlinked(world: World, caller: str, r: httpx.Response) -> None:
+    conv = world.api.get(f"/api/v1/conversations/{world.conversation_id}", world.a.admin.token)
+    assert conv.json()["links"] == []
+
+
+def check_notes(world: World, caller: str, r: httpx.Response) -> None:
+    assert ids_of(r) == [world.crm["note"]]
+
+
+def check_note_edited(world: World, caller: str, r: httpx.Response) -> None:
+    assert (r.json()["id"], r.json()["content"]) == (world.crm["note"], "Edited")
+
+
+def check_note_gone(world: World, caller: str, r: httpx.Response) -> None:
+    notes = world.api.get(
+        "/api/v1/notes",
+        world.a.admin.token,
+        params={"target": "person", "target_id": world.crm["person"]},
+    )
+    assert ids_of(notes) == []
+
+
 def new_account(world: World, caller: str) -> dict[str, Any]:
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     return {"company_name": "New", "name": "Nina New", "email": email, "password": PASSWORD}
@@ -296,6 +391,14 @@ EXPECTATIONS: dict[tuple[str, str], Case] = {
         body=constant({"desktop": {"message_assigned_to_others": True}}),
         check=check_changed_notification_settings,
     ),
+    # Notifications: each user's own
+    ("GET", "/api/v1/notifications"): Case(signed_in(200), check=check_notifications),
+    ("GET", "/api/v1/notifications/unread-count"): Case(
+        signed_in(200), check=check_unread_notifications
+    ),
+    ("POST", "/api/v1/notifications/read"): Case(
+        signed_in(200), body=constant({}), check=check_notifications_read
+    ),
     # Messaging integrations: admins see all of their account's, agents the shared ones.
     ("POST", "/api/v1/integrations"): Case(
         admins_only(201, outsider=201), body=new_integration, check=check_installed
@@ -323,6 +426,35 @@ EXPECTATIONS: dict[tuple[str, str], Case] = {
     ("POST", CONV + "/unassign"): Case(shared_only(200), body=constant({}), check=check_unassigned),
     ("POST", CONV + "/close"): Case(shared_only(200), check=check_closed),
     ("POST", CONV + "/reopen"): Case(shared_only(200), check=check_open),
+    # CRM: records and notes are the account's; links need shared access to the conversation.
+    ("POST", "/api/v1/persons"): Case(
+        signed_in(201), body=constant({"name": "Pat New"}), check=crm_created("person")
+    ),
+    ("GET", "/api/v1/persons"): Case(signed_in(200), check=crm_list("person")),
+    ("GET", "/api/v1/persons/{id:int}"): Case(
+        signed_in(200, outsider=404), check=crm_one("person")
+    ),
+    ("POST", "/api/v1/leads"): Case(
+        signed_in(201), body=constant({"title": "New lead"}), check=crm_created("lead")
+    ),
+    ("GET", "/api/v1/leads"): Case(signed_in(200), check=crm_list("lead")),
+    ("GET", "/api/v1/leads/{id:int}"): Case(signed_in(200, outsider=404), check=crm_one("lead")),
+    ("POST", "/api/v1/deals"): Case(
+        signed_in(201), body=constant({"title": "New deal", "value": 10}), check=crm_created("deal")
+    ),
+    ("GET", "/api/v1/deals"): Case(signed_in(200), check=crm_list("deal")),
+    ("GET", "/api/v1/deals/{id:int}"): Case(signed_in(200, outsider=404), check=crm_one("deal")),
+    ("POST", CONV + "/links"): Case(
+        shared_only(201),
+        body=lambda world, caller: {"target": "lead", "target_id": world.crm["lead"]},
+        check=check_linked,
+    ),
+    ("DELETE", CONV + "/links/{link_id:int}"): Case(shared_only(204), check=check_unlinked),
+    ("GET", "/api/v1/notes"): Case(signed_in(200, outsider=404), check=check_notes),
+    ("PATCH", "/api/v1/notes/{id:int}"): Case(
+        signed_in(200, outsider=404), body=constant({"content": "Edited"}), check=check_note_edited
+    ),
+    ("DELETE", "/api/v1/notes/{id:int}"): Case(signed_in(204, outsider=404), check=check_note_gone),
     # Only the installer deletes; shared users get 403, everyone else 404.
     ("DELETE", CONV): Case(
         signed_in(204, admin2=403, sam=403, nora=404, outsider=404),
@@ -347,7 +479,13 @@ def concrete_path(world: World, path: str) -> str:
     if path.startswith("/api/v1/integrations/"):
         return path.replace("{id:int}", str(world.integration["id"]))
     if path.startswith("/api/v1/conversations/"):
+        path = path.replace("{link_id:int}", str(world.crm["link"]))
         return path.replace("{id:int}", str(world.conversation_id))
+    for kind in ("person", "lead", "deal", "note"):
+        if path.startswith(f"/api/v1/{kind}s/"):
+            return path.replace("{id:int}", str(world.crm[kind]))
+    if path == "/api/v1/notes":  # the list needs its record
+        return f"{path}?target=person&target_id={world.crm['person']}"
     assert "{" not in path, f"no id known for {path}: extend concrete_path"
     return path
 
@@ -366,7 +504,8 @@ def test_the_matrix_covers_exactly_the_route_table() -> None:
 
 
 def call(world: World, endpoint: Endpoint, case: Case, caller: str) -> httpx.Response:
-    kwargs: dict[str, Any] = {"params": case.params}
+    # (no empty `params`: httpx would drop a query that concrete_path put into the path)
+    kwargs: dict[str, Any] = {"params": case.params} if case.params else {}
     if case.body is not None:
         kwargs["json"] = case.body(world, caller)
     path = concrete_path(world, endpoint.path)
@@ -442,7 +581,9 @@ def test_another_accounts_ids_look_like_missing_ones(api: Api, endpoint: Endpoin
     if case.body is not None:
         kwargs["json"] = case.body(world, "outsider")
     token = world.token("outsider")
-    missing_path = endpoint.path.replace("{id:int}", "987654321")
+    missing_path = endpoint.path.replace("{id:int}", "987654321").replace(
+        "{link_id:int}", "987654321"
+    )
     missing = api.request(endpoint.method, missing_path, token, **kwargs)
     assert real.status_code == missing.status_code == 404, (real.text, missing.text)
     assert real.json() == missing.json()

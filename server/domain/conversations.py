@@ -10,13 +10,13 @@ from sqlalchemy import delete
 from sqlmodel import Session
 
 from server.clock import as_utc
-from server.domain import access
+from server.domain import access, notes, notifications
 from server.domain.events import emit
 from server.domain.services import Actor, Services
-from server.domain.views import conversation_view, message_view
+from server.domain.views import conversation_view, link_view, message_view
 from server.errors import AssigneeUnavailable, ReplyWindowClosed, VersionConflict
 from server.providers.registry import provider_type
-from server.state import queries
+from server.state import crm_queries, queries
 from server.state.models import (
     Contact,
     Conversation,
@@ -54,12 +54,14 @@ def present(
         assert conversation.id is not None
         mark = queries.read_mark(session, conversation_id=conversation.id, user_id=viewer_id)
         viewer = (viewer_id, mark.read_inbound_count if mark else 0)
+    links = crm_queries.links_of(session, conversation_ids=[conversation.id or 0])
     return conversation_view(
         conversation,
         contact=contact,
         integration=integration,
         last_message=last,
         user_names=names,
+        links=[link_view(link) for link in links[conversation.id or 0]],
         viewer=viewer,
     )
 
@@ -174,6 +176,7 @@ def list_conversations(
     last = queries.messages_by_id(
         session, ids=[c.last_message_id for c, *_ in rows if c.last_message_id]
     )
+    links = crm_queries.links_of(session, conversation_ids=[c.id or 0 for c, *_ in rows[:limit]])
     items = [
         conversation_view(
             c,
@@ -181,6 +184,7 @@ def list_conversations(
             integration=integration,
             last_message=last.get(c.last_message_id) if c.last_message_id else None,
             user_names=names,
+            links=[link_view(link) for link in links[c.id or 0]],
             viewer=(actor.user_id, read),
         )
         for c, contact, integration, read in rows[:limit]
@@ -240,6 +244,7 @@ def mark_read(session: Session, services: Services, actor: Actor, *, conversatio
     mark.read_inbound_count = conversation.inbound_count
     mark.read_at = services.now()
     session.add(mark)
+    notifications.conversation_read(session, services, actor, conversation_id=conversation.id)
 
 
 def assign(
@@ -265,7 +270,9 @@ def assign(
     if conversation.assignee_id == assignee_id:
         return conversation
     conversation.assignee_id = assignee_id
-    return _changed(session, services, conversation, integration, ["assignee_id"])
+    _changed(session, services, conversation, integration, ["assignee_id"])
+    notifications.notify_assigned(session, services, actor, conversation, integration)
+    return conversation
 
 
 def unassign(
@@ -348,6 +355,8 @@ def reply(
     conversation.last_message_at = max(as_utc(conversation.last_message_at), now)
     conversation.updated_at = now
     session.add(conversation)
+    # Before any event: notes take their locks ahead of the account row (see domain/notes.py).
+    notes.record_message(session, services, conversation, integration, message)
     emit_message_created(session, services, message, conversation, integration)
     session.flush()
     assert job.id is not None

@@ -9,7 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from server.clock import as_utc
+from server.domain import notes
 from server.domain.conversations import emit_conversation_event, emit_message_created
+from server.domain.notifications import notify_inbound
 from server.domain.services import Services
 from server.providers.base import InboundMessage
 from server.state import queries
@@ -124,10 +126,13 @@ def ingest_inbound_message(
     conversation.inbound_count += 1
     conversation.updated_at = now
     session.add(conversation)
+    # Before any event: notes take their locks ahead of the account row (see domain/notes.py).
+    notes.record_message(session, services, conversation, integration, message)
     if created:
         emit_conversation_event(
             session, services, conversation, integration, type_="conversation.created"
         )
     emit_message_created(session, services, message, conversation, integration)
+    notify_inbound(session, services, conversation, integration, message)
     assert message.id is not None
     return Ingested(message.id, conversation.id, duplicate=False)

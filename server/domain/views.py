@@ -6,7 +6,18 @@ from typing import Any
 
 from server.clock import isoformat
 from server.providers.registry import PROVIDER_TYPES
-from server.state.models import Contact, Conversation, Integration, Message, User
+from server.state.models import (
+    Contact,
+    Conversation,
+    CrmLink,
+    Deal,
+    Integration,
+    Lead,
+    Message,
+    Note,
+    Person,
+    User,
+)
 
 
 def user_view(user: User, *, online: bool = False) -> dict[str, Any]:
@@ -107,3 +118,63 @@ def section_of(conversation: Conversation, *, viewer_id: int) -> str:
     if conversation.assignee_id is None:
         return "unassigned"
     return "mine" if conversation.assignee_id == viewer_id else "others"
+
+
+def link_view(link: CrmLink) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "conversation_id": link.conversation_id,
+        "target": link.target,
+        "target_id": link.target_id,
+        "created_at": isoformat(link.created_at),
+    }
+
+
+def person_view(person: Person) -> dict[str, Any]:
+    return {
+        "id": person.id,
+        "name": person.name,
+        "emails": list(person.emails),
+        "phones": [p["value"] for p in person.phones],
+        "phones_e164": [p["e164"] for p in person.phones],
+        "created_at": isoformat(person.created_at),
+        "updated_at": isoformat(person.updated_at),
+    }
+
+
+def lead_view(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.id,
+        "title": lead.title,
+        "person_id": lead.person_id,
+        "created_at": isoformat(lead.created_at),
+        "updated_at": isoformat(lead.updated_at),
+    }
+
+
+def deal_view(deal: Deal) -> dict[str, Any]:
+    value = deal.value
+    return {
+        "id": deal.id,
+        "title": deal.title,
+        # 5000, not 5000.0, for whole amounts
+        "value": int(value) if value is not None and value.is_integer() else value,
+        "currency": deal.currency,
+        "person_id": deal.person_id,
+        "created_at": isoformat(deal.created_at),
+        "updated_at": isoformat(deal.updated_at),
+    }
+
+
+def note_view(note: Note) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "target": note.target,
+        "target_id": note.target_id,
+        "conversation_id": note.conversation_id,
+        "link_id": note.link_id,
+        "content": note.content,
+        "edited": note.edited,
+        "created_at": isoformat(note.created_at),
+        "updated_at": isoformat(note.updated_at),
+    }

@@ -26,6 +26,17 @@ _ERROR = {
         }
     },
 }
+_ID = {"type": "integer", "minimum": 1}
+# Query parameters of the CRM's lists, besides `limit` and `cursor`: (name, schema, required).
+_CRM_QUERY: dict[str, tuple[tuple[str, dict[str, Any], bool], ...]] = {
+    "/api/v1/persons": (("term", {"type": "string", "maxLength": 200}, False),),
+    "/api/v1/leads": (("person_id", _ID, False),),
+    "/api/v1/deals": (("person_id", _ID, False),),
+    "/api/v1/notes": (
+        ("target", {"type": "string", "enum": ["person", "lead", "deal"]}, True),
+        ("target_id", _ID, True),
+    ),
+}
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "public": [],
     "signature": [],
@@ -62,7 +73,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         for name in re.findall(r"\{(\w+):int\}", endpoint.path)
     ]
     if endpoint.method == "GET" and endpoint.path.endswith(
-        ("/conversations", "/messages", "/users")
+        ("/conversations", "/messages", "/users", "/persons", "/leads", "/deals", "/notes")
     ):
         params += [
             {
@@ -80,6 +91,11 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
                 "schema": {"type": "string", "enum": ["unassigned", "mine", "others", "closed"]},
             }
         )
+    if endpoint.method == "GET":
+        params += [
+            {"name": name, "in": "query", "required": required, "schema": schema}
+            for name, schema, required in _CRM_QUERY.get(endpoint.path, ())
+        ]
     if params:
         op["parameters"] = params
     if endpoint.body is not None:

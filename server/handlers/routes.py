@@ -11,7 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.handlers import accounts, conversations, health, integrations, webhooks
+from server.handlers import (
+    accounts,
+    conversations,
+    crm,
+    health,
+    integrations,
+    notifications,
+    webhooks,
+)
 from server.handlers import schemas as s
 from server.providers.messenger import MessengerWebhookIn
 
@@ -103,6 +111,31 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "user",
         "accounts",
         s.NotificationSettingsIn,
+    ),
+    E(
+        "GET",
+        "/api/v1/notifications",
+        notifications.list_all,
+        "My in-app notifications, newest first",
+        "user",
+        "notifications",
+    ),
+    E(
+        "GET",
+        "/api/v1/notifications/unread-count",
+        notifications.unread_count,
+        "How many of my notifications are unread",
+        "user",
+        "notifications",
+    ),
+    E(
+        "POST",
+        "/api/v1/notifications/read",
+        notifications.mark_read,
+        "Mark all my notifications, or some, as read",
+        "user",
+        "notifications",
+        s.NotificationsReadIn,
     ),
     E(
         "POST",
@@ -240,6 +273,68 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Delete with its history",
         "installer",
         "conversations",
+        status=204,
+    ),
+    # CRM: records are the whole account's; links need shared access to the conversation.
+    E("POST", "/api/v1/persons", crm.create_person, "Add a person", "user", "crm", s.PersonIn, 201),
+    E(
+        "GET",
+        "/api/v1/persons",
+        crm.list_persons,
+        "Persons; ?term= searches names, emails and phone numbers",
+        "user",
+        "crm",
+    ),
+    E("GET", "/api/v1/persons/{id:int}", crm.get_person, "One person", "user", "crm"),
+    E("POST", "/api/v1/leads", crm.create_lead, "Add a lead", "user", "crm", s.LeadIn, 201),
+    E("GET", "/api/v1/leads", crm.list_leads, "Leads (?person_id=)", "user", "crm"),
+    E("GET", "/api/v1/leads/{id:int}", crm.get_lead, "One lead", "user", "crm"),
+    E("POST", "/api/v1/deals", crm.create_deal, "Add a deal", "user", "crm", s.DealIn, 201),
+    E("GET", "/api/v1/deals", crm.list_deals, "Deals (?person_id=)", "user", "crm"),
+    E("GET", "/api/v1/deals/{id:int}", crm.get_deal, "One deal", "user", "crm"),
+    E(
+        "POST",
+        "/api/v1/conversations/{id:int}/links",
+        crm.create_link,
+        "Link to a person, lead or deal (or create one and link it)",
+        "shared",
+        "crm",
+        s.LinkIn,
+        201,
+    ),
+    E(
+        "DELETE",
+        "/api/v1/conversations/{id:int}/links/{link_id:int}",
+        crm.delete_link,
+        "Unlink",
+        "shared",
+        "crm",
+        status=204,
+    ),
+    E(
+        "GET",
+        "/api/v1/notes",
+        crm.list_notes,
+        "A record's notes (?target=&target_id=), newest first",
+        "user",
+        "crm",
+    ),
+    E(
+        "PATCH",
+        "/api/v1/notes/{id:int}",
+        crm.edit_note,
+        "Edit a note (new messages then start a new one)",
+        "user",
+        "crm",
+        s.NoteIn,
+    ),
+    E(
+        "DELETE",
+        "/api/v1/notes/{id:int}",
+        crm.delete_note,
+        "Delete a note",
+        "user",
+        "crm",
         status=204,
     ),
     E(

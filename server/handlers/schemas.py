@@ -107,6 +107,11 @@ class VersionIn(Body):
     version: Id | None = None
 
 
+class NotificationsReadIn(Body):
+    # Omitted or null: all of mine.
+    ids: Annotated[list[Id], Field(max_length=1000)] | None = None
+
+
 class ApiWebhookContact(Body):
     id: Annotated[str, Field(min_length=1, max_length=200)]
     name: Annotated[str, Field(max_length=200)] | None = None
@@ -118,3 +123,50 @@ class ApiWebhookIn(Body):
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
     # ISO-8601; strict mode would refuse strings for datetimes, so it is parsed by hand.
     sent_at: str | None = None
+
+
+# CRM -----------------------------------------------------------------------------------------
+
+MAX_NOTE = 250_000  # above what an automatic note can grow to, so any note can be saved back
+
+
+def _currency(value: str) -> str:
+    if len(value) != 3 or not value.isascii() or not value.isalpha():
+        raise ValueError("must be a three-letter ISO 4217 code, like EUR")
+    return value.upper()
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+PhoneText = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_not_blank)]
+
+
+class PersonIn(Body):
+    name: Name
+    email: Email | None = None
+    phone: PhoneText | None = None
+    # Extension: more than one of each.
+    emails: Annotated[list[Email], Field(max_length=20)] = []
+    phones: Annotated[list[PhoneText], Field(max_length=20)] = []
+
+
+class LeadIn(Body):
+    title: Title
+    person_id: Id | None = None
+
+
+class DealIn(Body):
+    title: Title
+    value: Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)] | None = None
+    currency: Annotated[str, AfterValidator(_currency)] | None = None
+    person_id: Id | None = None
+
+
+class LinkIn(Body):
+    target: Literal["person", "lead", "deal"]
+    target_id: Id | None = None
+    # The fields of a new person, lead or deal (as its POST takes them): create and link at once.
+    create: dict[str, Any] | None = None
+
+
+class NoteIn(Body):
+    content: Annotated[str, Field(min_length=1, max_length=MAX_NOTE), AfterValidator(_not_blank)]

@@ -120,21 +120,26 @@ async def _greet(
 
 
 class FrameBudget:
-    """Client frames per second: a token bucket. A client that keeps flooding is disconnected."""
+    """Client frames per second: a token bucket. A client whose excess frames keep coming (too
+    many dropped within a window) is disconnected; one that only bursts now and then is not."""
+
+    WINDOW = 10.0
 
     def __init__(self, *, rate: float = 20.0, burst: int = 60, tolerance: int = 200) -> None:
         self.rate, self.burst, self.tolerance = rate, burst, tolerance
         self.tokens = float(burst)
         self.refilled = time.monotonic()
-        self.dropped = 0  # in a row, since the last frame that was allowed
+        self.window_start = self.refilled
+        self.dropped = 0  # within the current window
 
     def allow(self) -> bool:
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
         self.refilled = now
+        if now - self.window_start > self.WINDOW:
+            self.window_start, self.dropped = now, 0
         if self.tokens >= 1:
             self.tokens -= 1
-            self.dropped = 0
             return True
         self.dropped += 1
         return False

@@ -300,3 +300,144 @@ class OutboundJob(SQLModel, table=True):
     next_attempt_at: datetime = _when(index=True)
     locked_until: datetime | None = _when(nullable=True)
     last_error: str | None = None
+
+
+class Notification(SQLModel, table=True):
+    """An entry of one user's in-app notification list (announced by `notification.created`)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"), _NEVER_REUSE_IDS)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _ref("users.id", index=False)
+    kind: str
+    conversation_id: int = _ref("conversations.id")
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _when()
+    read_at: datetime | None = _when(nullable=True)
+
+
+class EmailDigest(SQLModel, table=True):
+    """One user's notification email about one conversation: what waits to go out, and when the
+    last one went. Claimed with a lease, retried with backoff (the email outbox)."""
+
+    __tablename__ = "email_digests"
+    __table_args__ = (
+        UniqueConstraint("user_id", "conversation_id", name="uq_email_digests_user_conversation"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _ref("users.id", index=False)
+    conversation_id: int = _ref("conversations.id")
+    # What happened since the last email: [{"seq", "kind", "at", "message_id" | "actor_name"}].
+    items: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # The seq of the newest item so far: a sent email removes exactly the items it listed.
+    item_seq: int = 0
+    # When the pending items may go out (the end of the burst window, or a retry); null if none.
+    due_at: datetime | None = _when(nullable=True, index=True)
+    locked_until: datetime | None = _when(nullable=True)
+    attempts: int = 0
+    last_error: str | None = None
+    last_sent_at: datetime | None = _when(nullable=True)
+
+
+class Person(SQLModel, table=True):
+    """A CRM person of the account."""
+
+    __tablename__ = "persons"
+    __table_args__ = _NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id")
+    name: str
+    emails: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # As given, with the normalised form alongside: [{"value": "+1 415-555-0100",
+    # "e164": "+14155550100"}].
+    phones: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # What a search matches: the lower-cased name and emails, and the digits of the E.164
+    # numbers, one per line.
+    search_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Lead(SQLModel, table=True):
+    __tablename__ = "leads"
+    __table_args__ = _NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id")
+    title: str
+    person_id: int | None = _ref("persons.id", nullable=True, cascade=False)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Deal(SQLModel, table=True):
+    __tablename__ = "deals"
+    __table_args__ = _NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id")
+    title: str
+    value: float | None = None
+    currency: str | None = None  # ISO 4217, upper case
+    person_id: int | None = _ref("persons.id", nullable=True, cascade=False)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class CrmLink(SQLModel, table=True):
+    """A conversation linked to a person, lead or deal: its messages go into notes on the record."""
+
+    __tablename__ = "crm_links"
+    __table_args__ = (
+        UniqueConstraint(
+            "conversation_id", "target", "target_id", name="uq_crm_links_conversation_target"
+        ),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id", index=False)
+    conversation_id: int = _ref("conversations.id", index=False)
+    target: str  # "person", "lead" or "deal"
+    target_id: int  # a row of persons, leads or deals (so no foreign key)
+    created_by: int | None = _ref("users.id", nullable=True, index=False, cascade=False)
+    # How many notes the link has started; the current one is the one with this number.
+    notes_started: int = 0
+    created_at: datetime = _when()
+
+
+class Note(SQLModel, table=True):
+    """A note on a CRM record: a linked conversation's messages of one 24-hour window, as text."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        # One note per link and window, whatever the races (see server/domain/notes.py).
+        UniqueConstraint("link_id", "number", name="uq_notes_link_number"),
+        Index("ix_notes_target", "account_id", "target", "target_id", "id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _ref("accounts.id", index=False)
+    target: str
+    target_id: int
+    # Notes outlive their conversation and link: a plain id, and a link that may become null.
+    conversation_id: int = Field(sa_column=Column(Integer, nullable=False))
+    link_id: int | None = _ref("crm_links.id", nullable=True, index=False, cascade=False)
+    number: int  # the link's n-th note
+    window_start: datetime = _when()
+    # The oldest message the note covers; null: the whole conversation (the note of a new link).
+    first_message_id: int | None = None
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    edited: bool = False  # changed by a user: never rewritten by new messages again
+    created_at: datetime = _when()
+    updated_at: datetime = _when()

@@ -1,0 +1,251 @@
+"""Notifications: who hears of a change, on which channel, and each user's in-app list.
+
+They are worked out once, inside the transaction of the action that caused them (so on the one
+node that ran it): a desktop notification is a row of the user's in-app list plus a
+`notification.created` event for that user only; an email one joins the user's pending email
+about the conversation (`email_outbox`), which one node's worker sends later.
+
+Only users with shared access to the conversation's integration are notified, and nobody of
+their own doing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session
+
+from server.clock import isoformat
+from server.domain import access, email_outbox
+from server.domain.accounts import notification_settings
+from server.domain.events import emit_ephemeral
+from server.domain.services import Actor, Services
+from server.state import queries
+from server.state.models import Contact, Conversation, Integration, Message, Notification, User
+
+# A desktop notification shows the start of the message; the conversation has the rest.
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class NotificationPage:
+    items: list[dict[str, Any]]
+    next_after: tuple[Any, ...] | None
+
+
+def notification_view(notification: Notification) -> dict[str, Any]:
+    return {
+        "id": notification.id,
+        "kind": notification.kind,
+        "conversation_id": notification.conversation_id,
+        "title": notification.title,
+        "body": notification.body,
+        "created_at": isoformat(notification.created_at),
+        "read_at": isoformat(notification.read_at),
+        "read": notification.read_at is not None,
+    }
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _preview(text: str) -> str:
+    text = _one_line(text)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _contact_name(session: Session, conversation: Conversation) -> str:
+    contact = session.get(Contact, conversation.contact_id)
+    return contact.name if contact is not None else "a contact"
+
+
+# Who is told what ----------------------------------------------------------------------------
+
+
+def message_kind(conversation: Conversation, user_id: int) -> str:
+    """Which kind a new inbound message is for this user, by the conversation's assignment."""
+    if conversation.assignee_id is None:
+        return "message_unassigned"
+    if conversation.assignee_id == user_id:
+        return "message_assigned_to_me"
+    return "message_assigned_to_others"
+
+
+def notify_assigned(
+    session: Session,
+    services: Services,
+    actor: Actor,
+    conversation: Conversation,
+    integration: Integration,
+) -> None:
+    """The new assignee hears of it, unless they assigned themselves."""
+    assignee_id = conversation.assignee_id
+    if assignee_id is None or assignee_id == actor.user_id:
+        return
+    assignee = session.get(User, assignee_id)
+    if assignee is None or not access.user_has_shared_access(session, integration, assignee_id):
+        return
+    contact = _contact_name(session, conversation)
+    last = (
+        session.get(Message, conversation.last_message_id) if conversation.last_message_id else None
+    )
+    _notify(
+        session,
+        services,
+        conversation,
+        [(assignee, "assigned_to_me")],
+        title=lambda _kind: f"{actor.name} assigned you the conversation with {contact}",
+        body=_preview(last.text) if last is not None else "",
+        item={"actor_name": actor.name},
+    )
+
+
+def notify_inbound(
+    session: Session,
+    services: Services,
+    conversation: Conversation,
+    integration: Integration,
+    message: Message,
+) -> None:
+    """A customer wrote: the assignee, and whoever asked to hear of others' or nobody's."""
+    users = queries.users_by_ids(
+        session, ids=queries.users_with_access(session, integration=integration)
+    )
+    contact = _contact_name(session, conversation)
+    assignee = session.get(User, conversation.assignee_id) if conversation.assignee_id else None
+    titles = {
+        "message_assigned_to_me": f"New message from {contact}",
+        "message_assigned_to_others": (
+            f"New message from {contact} (assigned to {assignee.name if assignee else '?'})"
+        ),
+        "message_unassigned": f"New message from {contact} (unassigned)",
+    }
+    _notify(
+        session,
+        services,
+        conversation,
+        [(user, message_kind(conversation, user.id or 0)) for user in users],
+        title=titles.__getitem__,
+        body=_preview(message.text),
+        item={"message_id": message.id},
+    )
+
+
+def _notify(
+    session: Session,
+    services: Services,
+    conversation: Conversation,
+    recipients: list[tuple[User, str]],
+    *,
+    title: Callable[[str], str],
+    body: str,
+    item: dict[str, Any],
+) -> None:
+    """Each recipient gets what their settings for the kind ask for: desktop, email, both."""
+    assert conversation.id is not None
+    now = services.now()
+    desktop: list[Notification] = []
+    for user, kind in recipients:
+        assert user.id is not None
+        settings = notification_settings(user)
+        if settings["desktop"][kind]:
+            desktop.append(
+                Notification(
+                    user_id=user.id,
+                    kind=kind,
+                    conversation_id=conversation.id,
+                    title=_one_line(title(kind)),
+                    body=body,
+                    created_at=now,
+                )
+            )
+        # Without SMTP_URL email is off: nothing is queued that could never be sent.
+        if services.settings.smtp_url and settings["email"][kind]:
+            email_outbox.enqueue(
+                session,
+                services,
+                user_id=user.id,
+                conversation_id=conversation.id,
+                item={"kind": kind, **item},
+            )
+    if not desktop:
+        return
+    session.add_all(desktop)
+    session.flush()
+    for notification in desktop:
+        emit_ephemeral(
+            session,
+            account_id=conversation.account_id,
+            type_="notification.created",
+            data={"notification": notification_view(notification)},
+            user_id=notification.user_id,
+        )
+
+
+# The in-app list -----------------------------------------------------------------------------
+
+
+def list_notifications(
+    session: Session, actor: Actor, *, before_id: int | None, limit: int
+) -> NotificationPage:
+    """Mine, newest first; only about conversations I still have shared access to."""
+    rows = queries.notifications_page(
+        session,
+        user_id=actor.user_id,
+        integration_ids=_accessible(session, actor),
+        before_id=before_id,
+        limit=limit + 1,
+    )
+    items = [notification_view(n) for n in rows[:limit]]
+    next_after = (rows[limit - 1].id,) if len(rows) > limit else None
+    return NotificationPage(items, next_after)
+
+
+def unread_count(session: Session, actor: Actor) -> int:
+    return queries.unread_notification_count(
+        session, user_id=actor.user_id, integration_ids=_accessible(session, actor)
+    )
+
+
+def mark_read(
+    session: Session, services: Services, actor: Actor, *, ids: list[int] | None
+) -> dict[str, int]:
+    """Mark all my notifications read, or those of `ids` (others' ids are ignored)."""
+    marked = queries.mark_notifications_read(
+        session, user_id=actor.user_id, now=services.now(), ids=ids
+    )
+    unread = unread_count(session, actor)
+    _announce_read(session, actor, marked, unread)
+    return {"marked": len(marked), "unread": unread}
+
+
+def conversation_read(
+    session: Session, services: Services, actor: Actor, *, conversation_id: int
+) -> None:
+    """Reading a conversation reads my notifications about it too."""
+    marked = queries.mark_notifications_read(
+        session, user_id=actor.user_id, now=services.now(), conversation_id=conversation_id
+    )
+    if marked:
+        _announce_read(session, actor, marked, unread_count(session, actor))
+
+
+def _announce_read(session: Session, actor: Actor, ids: list[int], unread: int) -> None:
+    """My other tabs update their lists and badges."""
+    if ids:
+        emit_ephemeral(
+            session,
+            account_id=actor.account_id,
+            type_="notification.read",
+            data={"ids": ids, "unread": unread},
+            user_id=actor.user_id,
+        )
+
+
+def _accessible(session: Session, actor: Actor) -> list[int]:
+    return queries.accessible_integration_ids(
+        session, account_id=actor.account_id, user_id=actor.user_id
+    )

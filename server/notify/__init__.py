@@ -1,0 +1,1 @@
+"""Notifications leaving the server: email through SMTP (desktop ones travel as events)."""
