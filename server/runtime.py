@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlmodel import Session
 
 from server.config import Settings
+from server.domain.events import PendingEvent, seal
 from server.domain.services import Services
 from server.metrics import Metrics
 from server.providers.base import Provider
@@ -57,7 +58,14 @@ class Runtime:
 
     async def write(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction, then publish the events it recorded (after commit)."""
-        result, events = await to_thread.run_sync(self.db.write, work, limiter=self._limiter)
+
+        def work_then_seal(session: Session) -> tuple[T, list[PendingEvent]]:
+            result = work(session)
+            return result, seal(session)
+
+        result, events = await to_thread.run_sync(
+            self.db.write, work_then_seal, limiter=self._limiter
+        )
         if events:
             await self.publisher.publish(events)
             for event in events:

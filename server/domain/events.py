@@ -36,8 +36,20 @@ def encode_frame(type_: str, seq: int | None, data: dict[str, Any]) -> str:
     return orjson.dumps({"type": type_, "seq": seq, "data": data}).decode("utf-8")
 
 
-def _pending(session: Session) -> list[PendingEvent]:
-    pending: list[PendingEvent] = session.info.setdefault(PENDING_EVENTS, [])
+@dataclass(frozen=True)
+class _Draft:
+    """An account-wide event recorded by an action; it gets its seq when the transaction ends."""
+
+    account_id: int
+    type: str
+    data: dict[str, Any]
+    now: datetime
+    integration_id: int | None
+    conversation_id: int | None
+
+
+def _pending(session: Session) -> list[_Draft | PendingEvent]:
+    pending: list[_Draft | PendingEvent] = session.info.setdefault(PENDING_EVENTS, [])
     return pending
 
 
@@ -50,30 +62,46 @@ def emit(
     now: datetime,
     integration_id: int | None = None,
     conversation_id: int | None = None,
-) -> PendingEvent:
-    """Record an account-wide event with the account's next sequence number."""
-    # The UPDATE locks the account row until commit, so seq order is commit order.
-    seq = session.execute(
-        update(Account)
-        .where(col(Account.id) == account_id)
-        .values(event_seq=col(Account.event_seq) + 1)
-        .returning(col(Account.event_seq))
-    ).scalar_one()
-    frame = encode_frame(type_, seq, data)
-    session.add(
-        Event(
-            account_id=account_id,
-            seq=seq,
-            type=type_,
-            integration_id=integration_id,
-            conversation_id=conversation_id,
-            frame=frame,
-            created_at=now,
+) -> None:
+    """Record an account-wide event; `seal` numbers it and writes it to the log at the end."""
+    _pending(session).append(_Draft(account_id, type_, data, now, integration_id, conversation_id))
+
+
+def seal(session: Session) -> list[PendingEvent]:
+    """Number the transaction's events and write them to the log: the last thing it does.
+
+    Taking the account row's lock (the seq counter) last, and holding it until commit, makes seq
+    order commit order, and keeps it out of every lock-order cycle: no transaction waits for
+    another lock while holding it.
+    """
+    sealed: list[PendingEvent] = []
+    for item in session.info.pop(PENDING_EVENTS, []):
+        if isinstance(item, PendingEvent):
+            sealed.append(item)
+            continue
+        seq = session.execute(
+            update(Account)
+            .where(col(Account.id) == item.account_id)
+            .values(event_seq=col(Account.event_seq) + 1)
+            .returning(col(Account.event_seq))
+        ).scalar_one()
+        frame = encode_frame(item.type, seq, item.data)
+        session.add(
+            Event(
+                account_id=item.account_id,
+                seq=seq,
+                type=item.type,
+                integration_id=item.integration_id,
+                conversation_id=item.conversation_id,
+                frame=frame,
+                created_at=item.now,
+            )
         )
-    )
-    event = PendingEvent(account_id, type_, seq, frame, integration_id=integration_id)
-    _pending(session).append(event)
-    return event
+        sealed.append(
+            PendingEvent(item.account_id, item.type, seq, frame, integration_id=item.integration_id)
+        )
+    session.flush()
+    return sealed
 
 
 def emit_ephemeral(

@@ -66,12 +66,10 @@ class Database:
         self._writer = sessionmaker(self.write_engine, class_=Session, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, class_=Session, expire_on_commit=False)
 
-    def write(self, work: Callable[[Session], T]) -> tuple[T, list[Any]]:
-        """Run `work` in one write transaction; return its result and the events to publish."""
+    def write(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one write transaction, committed when it returns."""
         with self._writer() as session, session.begin():
-            result = work(session)
-            events: list[Any] = session.info.pop(PENDING_EVENTS, [])
-        return result, events
+            return work(session)
 
     def read(self, work: Callable[[Session], T]) -> T:
         """Run `work` in a read-only transaction."""
