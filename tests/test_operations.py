@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ import pytest
 import redis
 from alembic.script import ScriptDirectory
 
+from server.clock import system_clock
 from server.config import Settings
 from server.handlers.routes import ENDPOINTS
 from server.logs import JsonFormatter
@@ -373,3 +375,35 @@ def test_logs_are_json_lines_without_secrets(api: Api, caplog: pytest.LogCapture
     text = "\n".join(lines)
     for secret in (password, token, team.admin.token, "webhook-secret-value", "4111 1111"):
         assert secret not in text
+
+
+def test_a_failed_start_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If a part fails to start, the parts already started (the embedded redis-server, pools)
+    are stopped again: nothing is left behind."""
+    from server.lifecycle import running
+    from server.realtime.service import Realtime
+
+    async def broken(self: Realtime) -> None:
+        raise RuntimeError("the hub could not start")
+
+    monkeypatch.setattr(Realtime, "start", broken)
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'start.db'}",
+            "SWITCHBOARD_DATA_DIR": str(tmp_path),
+            "SECRET_KEY": "k",
+        }
+    )
+
+    async def start() -> None:
+        async with running(settings, system_clock):
+            raise AssertionError("should not have started")
+
+    with pytest.raises(RuntimeError, match="could not start"):
+        asyncio.run(start())
+    socket_file = tmp_path / "redis" / "redis.sock"
+    assert not socket_file.exists()
+    survivors = subprocess.run(["pgrep", "-f", str(socket_file)], capture_output=True, text=True)
+    assert survivors.stdout.strip() == ""
