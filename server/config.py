@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,41 @@ def _flag(value: str) -> bool:
 def _origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+_PERIODS = {"s": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+_PERIODS["d"] = _PERIODS["day"] = 86400
+_RATE = re.compile(r"^(\d+)\s*/\s*(\d*)\s*([a-z]+?)s?$")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` requests per `period` seconds (a sliding window)."""
+
+    count: int
+    period: int
+
+    @classmethod
+    def parse(cls, text: str, *, name: str) -> Rate | None:
+        """`10/hour`, `600/minute`, `5/30s`, `100/2h`; `off` (or `0`) means no limit."""
+        value = text.strip().lower()
+        if value in {"off", "0", "none", "unlimited"}:
+            return None
+        match = _RATE.match(value)
+        unit = _PERIODS.get(match.group(3)) if match else None
+        if match is None or unit is None or int(match.group(1)) < 1:
+            raise ValueError(f"{name}: {text!r} is not a rate like `10/hour` or `off`")
+        return cls(int(match.group(1)), int(match.group(2) or 1) * unit)
+
+
+def _seconds(text: str, *, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60:
+        raise ValueError(f"{name}: {text!r} is not a number of seconds from 0 to 60")
+    return value
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -71,6 +107,13 @@ class Settings:
     # unset, stored CRM phone numbers must be international (`+1 415 555 0100`).
     phone_region: str | None = None
     max_body_bytes: int = 1024 * 1024
+    # Abuse limits, shared by all nodes through Redis (None: no limit). See docs/SECURITY.md.
+    signup_rate: Rate | None = Rate(10, 3600)  # per client IP
+    login_rate: Rate | None = Rate(30, 60)  # per client IP, besides the per-email lockout
+    webhook_rate: Rate | None = Rate(600, 60)  # per integration, before the signature check
+    # Failed logins: the Nth in a row for an email waits min(base * 2^(N-3), max) seconds.
+    login_delay_base: float = 1.0
+    login_delay_max: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -111,4 +154,15 @@ class Settings:
             password_hash_profile=env.get("PASSWORD_HASH_PROFILE", "standard"),
             redis_prefix=env.get("REDIS_PREFIX", "switchboard"),
             phone_region=env.get("PHONE_DEFAULT_REGION", "").strip().upper() or None,
+            signup_rate=Rate.parse(
+                env.get("RATE_LIMIT_SIGNUP", "10/hour"), name="RATE_LIMIT_SIGNUP"
+            ),
+            login_rate=Rate.parse(
+                env.get("RATE_LIMIT_LOGIN", "30/minute"), name="RATE_LIMIT_LOGIN"
+            ),
+            webhook_rate=Rate.parse(
+                env.get("RATE_LIMIT_WEBHOOK", "600/minute"), name="RATE_LIMIT_WEBHOOK"
+            ),
+            login_delay_base=_seconds(env.get("LOGIN_DELAY_BASE", "1"), name="LOGIN_DELAY_BASE"),
+            login_delay_max=_seconds(env.get("LOGIN_DELAY_MAX", "5"), name="LOGIN_DELAY_MAX"),
         )

@@ -79,5 +79,9 @@ class AlreadyLinked(Conflict):
     default_message = "The conversation is already linked to this record."
 
 
+class TooManyTokens(Conflict):
+    code, default_message = "too_many_tokens", "Too many API tokens; revoke some first."
+
+
 class ServiceUnavailable(DomainError):
     status, code, default_message = 503, "service_unavailable", "A backing service is unavailable."

@@ -47,6 +47,17 @@ class Metrics:
             "Open websocket connections",
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "switchboard_rate_limited",
+            "Requests refused with 429 by a rate limit",
+            ["limit"],
+            registry=self.registry,
+        )
+        self.rate_limit_unavailable = Counter(
+            "switchboard_rate_limit_unavailable",
+            "Rate-limit checks allowed without counting because Redis did not answer",
+            registry=self.registry,
+        )
         self.request_seconds = Histogram(
             "switchboard_http_request_seconds",
             "HTTP request duration",

@@ -34,7 +34,20 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest("The body is not valid JSON.") from exc
     if _depth(value) > MAX_JSON_DEPTH:
         raise BadRequest("The JSON body is nested too deeply.")
+    if b"\\u0000" in raw and _has_nul(value):  # cheap test first, exact one second
+        # No text column (PostgreSQL's least of all) can keep a NUL character.
+        raise BadRequest("Text must not contain NUL characters (\\u0000).")
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def fields_of(error: ValidationError) -> dict[str, str]:

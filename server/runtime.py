@@ -18,6 +18,7 @@ from server.metrics import Metrics
 from server.providers.base import Provider
 from server.providers.registry import build_providers
 from server.realtime.publisher import Publisher, Unstarted
+from server.security.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from server.realtime.service import Realtime
@@ -44,6 +45,10 @@ class Runtime:
         self.publisher: Publisher = Unstarted()
         self.realtime: Realtime
         self.metrics = Metrics()
+        # Abuse limits (signup, login, webhooks), counted in Redis for all nodes together.
+        self.limits = RateLimiter(
+            redis, prefix=settings.redis_prefix, clock=services.now, metrics=self.metrics
+        )
         # One pooled HTTP client for every call to providers' APIs.
         self.http = http
         self.providers: dict[str, Provider] = build_providers(settings, http)

@@ -66,6 +66,11 @@ def node_env(
         "SECRET_KEY": secret_key,
         "PUBLIC_URL": public_url,
         "PASSWORD_HASH_PROFILE": "fast",
+        # Tests drive far more than a person would, from one address (see tests/support.py).
+        "RATE_LIMIT_SIGNUP": "100000/hour",
+        "RATE_LIMIT_LOGIN": "100000/hour",
+        "RATE_LIMIT_WEBHOOK": "100000/minute",
+        "LOGIN_DELAY_BASE": "0.001",
         **extra,
     }
 

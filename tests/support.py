@@ -149,6 +149,12 @@ def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> Setting
         "PUBLIC_URL": "http://testserver.local",
         # Servers of one run may share a Redis: each keeps to its own keys and channels.
         "REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+        # The suite signs up and logs in far more than a person would, from one address:
+        # limits high enough never to get in the way (tests/test_abuse.py sets small ones).
+        "RATE_LIMIT_SIGNUP": "100000/hour",
+        "RATE_LIMIT_LOGIN": "100000/hour",
+        "RATE_LIMIT_WEBHOOK": "100000/minute",
+        "LOGIN_DELAY_BASE": "0.001",
     }
     if os.environ.get("TEST_REDIS_URL"):
         env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]

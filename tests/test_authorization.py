@@ -182,6 +182,23 @@ def check_changed_notification_settings(world: World, caller: str, r: httpx.Resp
     assert r.json()["desktop"]["message_assigned_to_others"] is True
 
 
+def check_tokens(world: World, caller: str, r: httpx.Response) -> None:
+    items = r.json()["items"]
+    assert [t["current"] for t in items].count(True) == 1
+    assert all("token" not in t and "token_hash" not in t for t in items)
+
+
+def check_new_token(world: World, caller: str, r: httpx.Response) -> None:
+    me = world.api.get("/api/v1/me", r.json()["token"])
+    assert me.json()["id"] == world.user_id(caller)
+
+
+def admins_token_id(world: World) -> int:
+    r = world.api.get("/api/v1/me/tokens", world.a.admin.token)
+    token_id: int = next(t["id"] for t in r.json()["items"] if t["current"])
+    return token_id
+
+
 def check_notifications(world: World, caller: str, r: httpx.Response) -> None:
     # The conversation's first message was unassigned: everyone with shared access heard of it.
     expected = [world.conversation_id] if caller in ("admin", "admin2", "sam") else []
@@ -391,6 +408,12 @@ EXPECTATIONS: dict[tuple[str, str], Case] = {
         body=constant({"desktop": {"message_assigned_to_others": True}}),
         check=check_changed_notification_settings,
     ),
+    # Tokens: each user's own; the one to revoke is A's admin's (in use by that very call).
+    ("GET", "/api/v1/me/tokens"): Case(signed_in(200), check=check_tokens),
+    ("POST", "/api/v1/me/tokens"): Case(
+        signed_in(201), body=constant({"name": "CI"}), check=check_new_token
+    ),
+    ("DELETE", "/api/v1/me/tokens/{id:int}"): Case(signed_in(404, admin=204)),
     # Notifications: each user's own
     ("GET", "/api/v1/notifications"): Case(signed_in(200), check=check_notifications),
     ("GET", "/api/v1/notifications/unread-count"): Case(
@@ -484,6 +507,8 @@ def concrete_path(world: World, path: str) -> str:
     for kind in ("person", "lead", "deal", "note"):
         if path.startswith(f"/api/v1/{kind}s/"):
             return path.replace("{id:int}", str(world.crm[kind]))
+    if path.startswith("/api/v1/me/tokens/"):
+        return path.replace("{id:int}", str(admins_token_id(world)))
     if path == "/api/v1/notes":  # the list needs its record
         return f"{path}?target=person&target_id={world.crm['person']}"
     assert "{" not in path, f"no id known for {path}: extend concrete_path"

@@ -7,6 +7,7 @@ from typing import Any
 from server.clock import isoformat
 from server.providers.registry import PROVIDER_TYPES
 from server.state.models import (
+    ApiToken,
     Contact,
     Conversation,
     CrmLink,
@@ -29,6 +30,20 @@ def user_view(user: User, *, online: bool = False) -> dict[str, Any]:
         "available": user.available,
         "online": online,
         "last_seen_at": isoformat(user.last_seen_at),
+    }
+
+
+def token_view(token: ApiToken, *, current: bool) -> dict[str, Any]:
+    """An API token or session as its owner sees it: never the secret, only its last characters."""
+    return {
+        "id": token.id,
+        "kind": token.kind,
+        "name": token.name,
+        "hint": token.hint,
+        "current": current,
+        "created_at": isoformat(token.created_at),
+        "expires_at": isoformat(token.expires_at),
+        "last_used_at": isoformat(token.last_used_at),
     }
 
 

@@ -42,9 +42,12 @@ async def authenticate(conn: HTTPConnection, *, method: str = "GET") -> Actor:
     if token is None:
         raise Unauthenticated()
     rt = runtime(conn)
-    user = await rt.read(lambda s: accounts.authenticate(s, rt.services, token=token))
-    if user is None:
+    found = await rt.read(lambda s: accounts.authenticate(s, rt.services, token=token))
+    if found is None:
         raise Unauthenticated("The token or session is not valid (or has expired).")
     if from_cookie and method not in SAFE_METHODS and not origin_allowed(conn):
         raise Forbidden("Cookie-authenticated writes must carry an allowed Origin header.")
-    return accounts.actor_of(user)
+    if found.touch_due:  # at most every few minutes per token, not on every request
+        token_id = found.token_id
+        await rt.write(lambda s: accounts.mark_token_used(s, rt.services, token_id=token_id))
+    return accounts.actor_of(found.user)

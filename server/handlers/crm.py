@@ -15,6 +15,7 @@ from server.domain.views import link_view, note_view
 from server.errors import ValidationFailed
 from server.handlers.auth import authenticate
 from server.handlers.http import (
+    MAX_ID,
     JSONResponse,
     decode_cursor,
     page,
@@ -63,7 +64,7 @@ def _id_param(request: Request, name: str, *, required: bool = False) -> int | N
         if required:
             raise ValidationFailed(fields={name: "is required"})
         return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 2**62:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
         raise ValidationFailed(fields={name: "must be a positive integer"})
     return int(raw)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.errors import DomainError, NotFound, ServiceUnavailable
+from server.errors import BadRequest, DomainError, NotFound, ServiceUnavailable
 from server.handlers.http import error_response
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,12 @@ async def database_down(request: Request, exc: Exception) -> Response:
     return error_response(ServiceUnavailable("The database is unavailable; try again shortly."))
 
 
+async def unstorable(request: Request, exc: Exception) -> Response:
+    """A value the database refuses (e.g. a NUL character in a query string): the caller's fault."""
+    log.info("refused unstorable data: %s", exc.__class__.__name__)
+    return error_response(BadRequest("The request holds data that cannot be stored."))
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     error = DomainError("Something went wrong on our side.")
@@ -49,6 +55,7 @@ EXCEPTION_HANDLERS = {
     DomainError: domain_error,
     HTTPException: http_error,
     OperationalError: database_down,
+    DataError: unstorable,
     PoolTimeout: database_down,
     Exception: unexpected,
 }

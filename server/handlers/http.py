@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from server.errors import BadRequest, DomainError, PayloadTooLarge, ValidationFailed
+from server.errors import BadRequest, DomainError, NotFound, PayloadTooLarge, ValidationFailed
 from server.parsing import parse_json, validate
 from server.runtime import Runtime
 
@@ -72,8 +72,15 @@ async def read_optional_json(request: Request, model: type[M]) -> M:
     return validate(model, parse_json(raw) if raw.strip() else {})
 
 
+# Ids are 32-bit integers in the database; a larger number names nothing that can exist.
+MAX_ID = 2**31 - 1
+
+
 def path_id(request: Request, name: str = "id") -> int:
+    """An id from the path: an integer (the route's converter), 404 if no row could have it."""
     value: int = request.path_params[name]
+    if not 1 <= value <= MAX_ID:
+        raise NotFound()
     return value
 
 
@@ -104,7 +111,10 @@ def decode_cursor(request: Request) -> list[Any] | None:
         value = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         value = None
-    if not isinstance(value, list):
+    # Ours hold ids and timestamps only: an integer no id can have is a forged cursor.
+    if not isinstance(value, list) or any(
+        isinstance(v, int) and not 0 <= v <= MAX_ID for v in value
+    ):
         raise ValidationFailed(fields={"cursor": "is not a cursor this server handed out"})
     return value
 

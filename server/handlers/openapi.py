@@ -37,6 +37,9 @@ _CRM_QUERY: dict[str, tuple[tuple[str, dict[str, Any], bool], ...]] = {
         ("target_id", _ID, True),
     ),
 }
+# Lists answered a page at a time (`limit`, `cursor`), by the end of their path.
+_PAGINATED: tuple[str, ...] = ("/conversations", "/messages", "/users", "/persons", "/leads")
+_PAGINATED += ("/deals", "/notes", "/tokens")
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "public": [],
     "signature": [],
@@ -72,9 +75,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
         for name in re.findall(r"\{(\w+):int\}", endpoint.path)
     ]
-    if endpoint.method == "GET" and endpoint.path.endswith(
-        ("/conversations", "/messages", "/users", "/persons", "/leads", "/deals", "/notes")
-    ):
+    if endpoint.method == "GET" and endpoint.path.endswith(_PAGINATED):
         params += [
             {
                 "name": "limit",
@@ -103,7 +104,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         components.update(schema.pop("$defs", {}))
         components[endpoint.body.__name__] = schema
         op["requestBody"] = {
-            "required": endpoint.body.__name__ not in ("VersionIn",),
+            "required": endpoint.body.__name__ not in ("VersionIn", "TokenIn"),
             "content": {
                 "application/json": {
                     "schema": {"$ref": f"#/components/schemas/{endpoint.body.__name__}"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from server.domain.password_policy import MAX_LENGTH, MIN_LENGTH, password_problem
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_TEXT = 4096
@@ -26,15 +29,30 @@ def _not_blank(value: str) -> str:
 
 Email = Annotated[str, AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
-Password = Annotated[str, Field(min_length=8, max_length=1024)]
-Id = Annotated[int, Field(ge=1, le=2**62)]
+Password = Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
+# Ids are 32-bit integers in the database (PostgreSQL `integer`).
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
-class SignupIn(Body):
+class NewPassword(Body):
+    """A body that sets a user's password: the policy sees the email and name given with it
+    (declared before `password`), so its complaint is a `fields.password` of the same 422."""
+
+    @field_validator("password", check_fields=False)
+    @classmethod
+    def _password_policy(cls, value: str, info: ValidationInfo) -> str:
+        email, name = info.data.get("email", ""), info.data.get("name", "")
+        problem = password_problem(value, email=email, name=name)
+        if problem is not None:
+            raise PydanticCustomError("password_policy", problem)
+        return value
+
+
+class SignupIn(NewPassword):
     company_name: Name
     name: Name
     email: Email
@@ -46,11 +64,17 @@ class LoginIn(Body):
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
-class UserIn(Body):
+class UserIn(NewPassword):
     name: Name
     email: Email
     password: Password
     role: Literal["admin", "agent"] = "agent"
+
+
+class TokenIn(Body):
+    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_not_blank)] | None = (
+        None
+    )
 
 
 class AvailabilityIn(Body):

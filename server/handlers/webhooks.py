@@ -1,7 +1,8 @@
 """Inbound webhooks: verify the provider's signature, then store what it says exactly once.
 
-One path for every provider: 404 for an unknown integration, 403 for a bad signature (nothing
-read or stored), 400 for a malformed body; each message committed before the answer goes out.
+One path for every provider: 429 over the integration's rate limit (checked first, before the
+body is read), 404 for an unknown integration, 403 for a bad signature (nothing read or stored),
+400 for a malformed body; each message committed before the answer goes out.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ async def _verified(
     """The request, once its integration exists and its signature is right."""
     rt = runtime(request)
     integration_id = path_id(request)
+    await _within_rate(request, integration_id)
     raw = await read_body(request)
     found = await rt.read(
         lambda s: integrations.secrets_for(
@@ -53,6 +55,13 @@ async def _verified(
         rt.metrics.webhooks.labels(provider.name, "bad_signature").inc()
         raise Forbidden("The webhook signature is missing or wrong.")
     return webhook, found
+
+
+async def _within_rate(request: Request, integration_id: int) -> None:
+    """Count the request against its integration's limit before any work: a flood (signed or
+    not, known id or not) costs one Redis round trip per request and is refused with 429."""
+    rt = runtime(request)
+    await rt.limits.check("webhook", str(integration_id), rt.settings.webhook_rate)
 
 
 async def _with_name(
@@ -144,6 +153,7 @@ async def messenger_handshake(request: Request) -> Response:
     rt = runtime(request)
     provider = _messenger(request)
     integration_id = path_id(request)
+    await _within_rate(request, integration_id)
     found = await rt.read(
         lambda s: integrations.secrets_for(
             s, rt.services, integration_id=integration_id, provider=provider.name

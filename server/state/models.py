@@ -106,6 +106,10 @@ class ApiToken(SQLModel, table=True):
     kind: str  # "api" or "session"
     created_at: datetime = _when()
     expires_at: datetime | None = _when(nullable=True)
+    # For telling tokens apart in `GET /api/v1/me/tokens`: a label, the secret's last characters.
+    name: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    hint: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_used_at: datetime | None = _when(nullable=True)
 
 
 class LoginFailure(SQLModel, table=True):

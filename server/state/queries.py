@@ -34,14 +34,48 @@ def user_by_email(session: Session, *, email: str) -> User | None:
     return session.execute(select(User).where(User.email == email.lower())).scalars().first()
 
 
-def user_by_token_hash(session: Session, *, token_hash: str, now: datetime) -> User | None:
+def credential_by_token_hash(
+    session: Session, *, token_hash: str, now: datetime
+) -> tuple[User, ApiToken] | None:
     query = (
-        select(User)
+        select(User, ApiToken)
         .join(ApiToken, col(ApiToken.user_id) == col(User.id))
         .where(ApiToken.token_hash == token_hash)
         .where(or_(col(ApiToken.expires_at).is_(None), col(ApiToken.expires_at) > now))
     )
-    return session.execute(query).scalars().first()
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def touch_token(session: Session, *, token_id: int, now: datetime, unless_after: datetime) -> None:
+    """Set `last_used_at` to `now`, unless it is already later than `unless_after`."""
+    session.execute(
+        update(ApiToken)
+        .where(col(ApiToken.id) == token_id)
+        .where(
+            or_(col(ApiToken.last_used_at).is_(None), col(ApiToken.last_used_at) <= unless_after)
+        )
+        .values(last_used_at=now)
+    )
+
+
+def tokens_of_user(
+    session: Session, *, user_id: int, now: datetime, after_id: int, limit: int
+) -> Sequence[ApiToken]:
+    """A user's tokens that still work (API tokens, unexpired sessions), by id."""
+    query = (
+        select(ApiToken)
+        .where(ApiToken.user_id == user_id, col(ApiToken.id) > after_id)
+        .where(or_(col(ApiToken.expires_at).is_(None), col(ApiToken.expires_at) > now))
+        .order_by(col(ApiToken.id))
+        .limit(limit)
+    )
+    return session.execute(query).scalars().all()
+
+
+def count_tokens(session: Session, *, user_id: int, kind: str) -> int:
+    query = select(func.count()).where(ApiToken.user_id == user_id, ApiToken.kind == kind)
+    return int(session.execute(query).scalar_one())
 
 
 def users_of_account(
