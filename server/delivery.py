@@ -13,11 +13,17 @@ import logging
 import random
 from datetime import timedelta
 
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from server.domain import delivery
-from server.providers.base import SendError
+from server.providers.base import SendError, SendResult
 from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# Waits between attempts to record a successful send, well within the 60 s lease.
+RECORD_SENT_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class OutboundWorker:
@@ -83,9 +89,7 @@ class OutboundWorker:
                     )
                 )
                 return
-            await self.runtime.write(
-                lambda s: delivery.record_sent(s, services, job_id=job_id, result=result)
-            )
+            await self._record_sent(job_id, result)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -97,6 +101,23 @@ class OutboundWorker:
             await self._record_failure(job_id, error, count_attempt=claimed is None)
         finally:
             self._inflight.discard(job_id)
+
+    async def _record_sent(self, job_id: int, result: SendResult) -> None:
+        """The provider took the reply: keep trying to record that through a short database
+        outage (within the job's lease), since sending it again is the worse outcome."""
+        services = self.runtime.services
+        for delay in RECORD_SENT_RETRIES:
+            try:
+                await self.runtime.write(
+                    lambda s: delivery.record_sent(s, services, job_id=job_id, result=result)
+                )
+                return
+            except (OperationalError, PoolTimeout):
+                log.warning("recording sent job %s failed; retrying in %s s", job_id, delay)
+                await asyncio.sleep(delay)
+        await self.runtime.write(
+            lambda s: delivery.record_sent(s, services, job_id=job_id, result=result)
+        )
 
     async def _record_failure(self, job_id: int, error: str, *, count_attempt: bool) -> None:
         services = self.runtime.services
