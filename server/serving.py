@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -12,6 +13,9 @@ from server.realtime.service import going_away
 UVICORN_OPTIONS: dict[str, Any] = {
     # Client frames are small JSON (`ping`); anything bigger is hostile or a bug.
     "ws_max_size": 64 * 1024,
+    # Per-message deflate roughly doubles the CPU of every delivery and costs ~44 KiB of
+    # compressor state per socket (docs/PERFORMANCE.md): off unless WS_COMPRESSION=1.
+    "ws_per_message_deflate": os.environ.get("WS_COMPRESSION", "0") == "1",
     # Server-side heartbeats: a peer that does not answer a ping within 20 s is dropped.
     "ws_ping_interval": 20.0,
     "ws_ping_timeout": 20.0,

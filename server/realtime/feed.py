@@ -45,6 +45,7 @@ class AccountFeed:
         self.last_seq = last_seq
         self.audience = audience
         self.connections: dict[int, Connection] = {}
+        self._by_user: dict[int, dict[int, Connection]] = {}
         self._inbox: asyncio.Queue[WireEvent | CatchUp] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -55,10 +56,16 @@ class AccountFeed:
         boundary = self.last_seq
         connection.cursor = max(boundary, since or 0)
         self.connections[connection.id] = connection
+        self._by_user.setdefault(connection.user_id, {})[connection.id] = connection
         return boundary
 
     def detach(self, connection: Connection) -> None:
         self.connections.pop(connection.id, None)
+        mine = self._by_user.get(connection.user_id)
+        if mine is not None:
+            mine.pop(connection.id, None)
+            if not mine:
+                del self._by_user[connection.user_id]
 
     def may_see(self, user_id: int, event: WireEvent) -> bool:
         """Conversation events go to users with shared access; personal ones to their user."""
@@ -127,7 +134,12 @@ class AccountFeed:
 
     def _deliver(self, event: WireEvent) -> None:
         delivered = 0
-        for connection in list(self.connections.values()):
+        if event.user_id is not None:
+            # One user's event (a notification): their sockets only, not a scan of everyone's.
+            candidates = list(self._by_user.get(event.user_id, {}).values())
+        else:
+            candidates = list(self.connections.values())
+        for connection in candidates:
             if self.may_see(connection.user_id, event):
                 connection.push(event.frame, event.seq)
                 delivered += 1
