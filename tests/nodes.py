@@ -22,7 +22,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from server.state.redis_server import redis_server_binary
+from server.state.redis_server import redis_server_argv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -183,21 +183,7 @@ class RedisServer:
     def start(self, timeout: float = 15.0) -> None:
         assert self.process is None, "already running"
         self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-                "--logfile",
-                str(self.dir / "redis.log"),
-            ],
+            redis_server_argv(self.dir, port=self.port),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

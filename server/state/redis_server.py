@@ -36,6 +36,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def redis_server_argv(
+    directory: Path, *, port: int = 0, unixsocket: Path | None = None
+) -> list[str]:
+    """A memory-only redis-server (nothing saved) on 127.0.0.1:`port` or a unix socket."""
+    argv = [redis_server_binary(), "--port", str(port), "--save", "", "--appendonly", "no"]
+    if unixsocket is not None:
+        argv += ["--unixsocket", str(unixsocket), "--unixsocketperm", "700"]
+    else:
+        argv += ["--bind", "127.0.0.1"]
+    return [*argv, "--dir", str(directory), "--logfile", str(directory / "redis.log")]
+
+
 class EmbeddedRedis:
     """Starts and stops a private redis-server listening on a unix socket under the data dir."""
 
@@ -52,23 +64,7 @@ class EmbeddedRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         self._process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-                "--logfile",
-                str(self.dir / "redis.log"),
-            ],
+            redis_server_argv(self.dir, unixsocket=self.socket),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
