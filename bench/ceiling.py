@@ -2,12 +2,12 @@
 
 A bare `websockets` (asyncio API) server on uvloop, like the server's own stack. It accepts
 clients on `/ws` (any bearer token: no database, no auth), greets each with a `hello` frame,
-subscribes to one Redis channel and sends every message on it — a Switchboard wire message,
-`<header>\\n<frame>` — to every client with `websockets.broadcast` (one encoding per client, no
-task, no queue). Like Switchboard's bounded outbox, a client with over 1 MiB unsent misses
-frames (counted) instead of growing memory without bound. permessage-deflate is negotiated
-exactly as uvicorn's websockets-sansio protocol does (12-bit windows, memLevel 5), unless
-`--no-deflate`.
+subscribes to one Redis channel and sends every message on it — a Switchboard wire message of
+one event, whose last line is the frame — to every client with `websockets.broadcast` (one
+encoding per client, no task, no queue). Like Switchboard's bounded outbox, a client with over
+1 MiB unsent misses frames (counted) instead of growing memory without bound.
+permessage-deflate is negotiated exactly as uvicorn's websockets-sansio protocol does (12-bit
+windows, memLevel 5), unless `--no-deflate`.
 GET /healthz answers 200 once the subscription is live.
 
     python -m bench.ceiling --port 9000 --redis-url redis://127.0.0.1:6379/0 --channel bench
@@ -67,7 +67,7 @@ class Ceiling:
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue
-            _header, _, frame = message["data"].partition(b"\n")
+            _header, _, frame = message["data"].rpartition(b"\n")  # one event: its frame is last
             ready = [c for c in self.clients if c.transport.get_write_buffer_size() < BACKLOG_LIMIT]
             self.skipped += len(self.clients) - len(ready)
             broadcast(ready, frame, text=True)

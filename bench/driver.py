@@ -635,7 +635,7 @@ class Bench:
                     "mode": "redis",
                     "redis_url": self.redis.url,
                     "channel": CEILING_CHANNEL,
-                    "header": f"1|{account.integration_id}||message.created|ceiling",
+                    "header": f"sb2|ceiling|0\n1|{account.integration_id}||message.created|",
                     "template": template,
                     "template_marker": template_marker(template),
                     "tag": self._tag("c"),

@@ -553,6 +553,36 @@ def test_the_in_app_list_pages_newest_first_and_marks_read(env: Env) -> None:
     assert api.get("/api/v1/notifications", bob.token, params={"cursor": "x"}).status_code == 422
 
 
+def test_a_whole_team_hears_of_a_message_each_with_its_own_notification(env: Env) -> None:
+    """One message, many recipients: each frame is that user's own row, exactly as listed."""
+    api = env.api
+    team = api.signup(name="Ada Admin")
+    agents = [team.add(f"agent{i}") for i in range(12)]
+    integration = team.install(shared_with=[f"agent{i}" for i in range(12)])
+    set_settings(api, agents[0], only("message_unassigned", desktop=False, email=False))
+    text = 'Quote " backslash \\ ünïcødé 𝄞 <b>hi</b> \\u0000 {"id": 1}'
+
+    async def main() -> dict[int, list[dict[str, Any]]]:
+        clients = {a.id: await connect(env.ws_url, a, a.name) for a in [team.admin, *agents]}
+        await asyncio.to_thread(inbound, team, integration, text)
+        await barrier(api, team, integration, *clients.values())
+        received = {user_id: notifications_of(c.frames) for user_id, c in clients.items()}
+        await asyncio.gather(*(c.close() for c in clients.values()))
+        return received
+
+    received = asyncio.run(main())
+    assert received[agents[0].id] == []  # asked for none
+    ids = []
+    for member in [team.admin, *agents[1:]]:
+        (frame,) = received[member.id]
+        (item,) = listed(api, member)["items"]
+        assert frame == item, member.name
+        assert item["body"] == text and item["kind"] == "message_unassigned"
+        ids.append(item["id"])
+    assert len(set(ids)) == len(ids) == 12
+    assert listed(api, agents[0])["items"] == []
+
+
 def test_email_escapes_everything_users_and_customers_wrote(env: Env) -> None:
     api = env.api
     team = api.signup(name="Ada <b>Admin</b>")

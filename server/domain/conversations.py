@@ -48,7 +48,7 @@ def present(
     last = (
         session.get(Message, conversation.last_message_id) if conversation.last_message_id else None
     )
-    names = queries.user_names(session, account_id=conversation.account_id)
+    names = queries.user_names(session, ids=[last.sender_user_id if last else None])
     viewer = None
     if viewer_id is not None:
         assert conversation.id is not None
@@ -74,7 +74,7 @@ def present_message(
     return message_view(
         message,
         contact=contact,
-        user_names=queries.user_names(session, account_id=conversation.account_id),
+        user_names=queries.user_names(session, ids=[message.sender_user_id]),
     )
 
 
@@ -172,10 +172,10 @@ def list_conversations(
         after=after,
         limit=limit + 1,
     )
-    names = queries.user_names(session, account_id=actor.account_id)
     last = queries.messages_by_id(
         session, ids=[c.last_message_id for c, *_ in rows if c.last_message_id]
     )
+    names = queries.user_names(session, ids=[m.sender_user_id for m in last.values()])
     links = crm_queries.links_of(session, conversation_ids=[c.id or 0 for c, *_ in rows[:limit]])
     items = [
         conversation_view(
@@ -225,7 +225,7 @@ def list_messages(
     )
     contact = session.get(Contact, conversation.contact_id)
     assert contact is not None
-    names = queries.user_names(session, account_id=actor.account_id)
+    names = queries.user_names(session, ids=[m.sender_user_id for m in rows[:limit]])
     items = [message_view(m, contact=contact, user_names=names) for m in rows[:limit]]
     next_after = (rows[limit - 1].id,) if len(rows) > limit else None
     return Page(items, next_after)

@@ -24,7 +24,7 @@ from server.clock import as_utc
 from server.domain import access
 from server.domain.accounts import notification_settings
 from server.domain.services import Services
-from server.state import queries
+from server.state import notification_queries, queries
 from server.state.models import Contact, Conversation, EmailDigest, Integration, User
 
 BURST_WINDOW = timedelta(minutes=5)
@@ -69,7 +69,7 @@ def enqueue(
 ) -> None:
     """Add an item to the user's pending email about the conversation."""
     now = services.now()
-    digest = queries.email_digest(
+    digest = notification_queries.email_digest(
         session, user_id=user_id, conversation_id=conversation_id, lock=True
     )
     if digest is None:
@@ -79,7 +79,7 @@ def enqueue(
                 session.add(digest)
                 session.flush()
         except IntegrityError:  # created meanwhile by another transaction
-            digest = queries.email_digest(
+            digest = notification_queries.email_digest(
                 session, user_id=user_id, conversation_id=conversation_id, lock=True
             )
             assert digest is not None
@@ -93,16 +93,18 @@ def enqueue(
 
 
 def due_ids(session: Session, services: Services, *, limit: int) -> list[int]:
-    return queries.due_email_digest_ids(session, now=services.now(), limit=limit)
+    return notification_queries.due_email_digest_ids(session, now=services.now(), limit=limit)
 
 
 def claim(session: Session, services: Services, *, digest_id: int) -> ClaimedEmail | None:
     """Take a due digest for one lease: the email to send, or None (not due, held, or nothing
     left worth sending, in which case the digest is emptied)."""
     now = services.now()
-    if not queries.lease_email_digest(session, digest_id=digest_id, now=now, until=now + LEASE):
+    if not notification_queries.lease_email_digest(
+        session, digest_id=digest_id, now=now, until=now + LEASE
+    ):
         return None
-    digest = queries.email_digest_by_id(session, digest_id=digest_id)
+    digest = notification_queries.email_digest_by_id(session, digest_id=digest_id)
     assert digest is not None and digest.id is not None
     user = session.get(User, digest.user_id)
     conversation = session.get(Conversation, digest.conversation_id)
@@ -177,7 +179,7 @@ def _settle(digest: EmailDigest, *, through_seq: int, now: datetime) -> None:
 
 def record_sent(session: Session, services: Services, *, digest_id: int, through_seq: int) -> None:
     """The email went: what it listed is done, and the next one waits a window."""
-    digest = queries.email_digest_by_id(session, digest_id=digest_id, lock=True)
+    digest = notification_queries.email_digest_by_id(session, digest_id=digest_id, lock=True)
     if digest is None:  # the conversation or the user was deleted meanwhile
         return
     now = services.now()
@@ -206,7 +208,7 @@ def record_failure(
     retried for as long as it takes; others give up after MAX_ATTEMPTS. `count_attempt` for a
     failure before the digest was claimed (claiming counts attempts).
     """
-    digest = queries.email_digest_by_id(session, digest_id=digest_id, lock=True)
+    digest = notification_queries.email_digest_by_id(session, digest_id=digest_id, lock=True)
     if digest is None:
         return False
     now = services.now()
@@ -226,4 +228,6 @@ def record_failure(
 
 def prune(session: Session, services: Services) -> None:
     """Forget digests with nothing pending whose last email is older than a window."""
-    queries.delete_idle_email_digests(session, sent_before=services.now() - BURST_WINDOW)
+    notification_queries.delete_idle_email_digests(
+        session, sent_before=services.now() - BURST_WINDOW
+    )

@@ -30,6 +30,18 @@ class PendingEvent:
     frame: str
     integration_id: int | None = None  # visible to users with shared access to it, else to all
     user_id: int | None = None  # only for this user (ephemeral events)
+    # A personal event for many users at once: (user id, item id) pairs, and `frame` is a
+    # template whose item id is `ID_SLOT` (see `personal_template`).
+    recipients: tuple[tuple[int, int], ...] = ()
+
+    def frame_for(self, item_id: int) -> str:
+        """The frame one of `recipients` gets."""
+        return self.frame.replace(ID_SLOT, str(item_id), 1)
+
+
+# orjson escapes every control character, so a raw NUL never occurs in an encoded frame: it
+# can stand for the one value that differs between the frames of a personal event.
+ID_SLOT = "\0"
 
 
 def encode_frame(type_: str, seq: int | None, data: dict[str, Any]) -> str:
@@ -102,6 +114,32 @@ def seal(session: Session) -> list[PendingEvent]:
         )
     session.flush()
     return sealed
+
+
+def personal_template(type_: str, key: str, item: dict[str, Any]) -> str:
+    """`{"type": type_, "seq": null, "data": {key: {"id": ID_SLOT, **item}}}`, encoded once."""
+    fields = orjson.dumps(item).decode("utf-8")[1:]  # without its opening brace
+    separator = "," if fields != "}" else ""
+    head = orjson.dumps({"type": type_, "seq": None}).decode("utf-8")[:-1]
+    return f'{head},"data":{{{orjson.dumps(key).decode()}:{{"id":{ID_SLOT}{separator}{fields}}}}}'
+
+
+def emit_personal(
+    session: Session,
+    *,
+    account_id: int,
+    type_: str,
+    key: str,
+    item: dict[str, Any],
+    recipients: list[tuple[int, int]],
+) -> None:
+    """One ephemeral event per user, told apart only by the id of `item` (e.g. a notification
+    for each of a thousand agents): encoded and published once, however many users it has."""
+    if recipients:
+        frame = personal_template(type_, key, item)
+        _pending(session).append(
+            PendingEvent(account_id, type_, None, frame, recipients=tuple(recipients))
+        )
 
 
 def emit_ephemeral(

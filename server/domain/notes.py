@@ -57,10 +57,14 @@ def render(
     assert conversation.id is not None
     contact = session.get(Contact, conversation.contact_id)
     assert contact is not None
-    names = {
-        i: _one_line(n)
-        for i, n in queries.user_names(session, account_id=conversation.account_id).items()
-    }
+    messages, total = crm_queries.latest_messages(
+        session,
+        conversation_id=conversation.id,
+        from_id=first_message_id,
+        limit=MESSAGES_PER_NOTE,
+    )
+    shown = [conversation.assignee_id, *(m.sender_user_id for m in messages)]
+    names = {i: _one_line(n) for i, n in queries.user_names(session, ids=shown).items()}
     assignee = names.get(conversation.assignee_id) if conversation.assignee_id else None
     contact_name = _one_line(contact.name)
     lines = [
@@ -69,12 +73,6 @@ def render(
         f"Assigned to {assignee}" if assignee else "Unassigned",
         "",
     ]
-    messages, total = crm_queries.latest_messages(
-        session,
-        conversation_id=conversation.id,
-        from_id=first_message_id,
-        limit=MESSAGES_PER_NOTE,
-    )
     if total > len(messages):
         lines.append(f"({total - len(messages)} earlier messages not shown)")
     for message in messages:

@@ -133,20 +133,35 @@ class AccountFeed:
         self.last_seq = max(self.last_seq, target)
 
     def _deliver(self, event: WireEvent) -> None:
-        delivered = 0
-        if event.user_id is not None:
-            # One user's event (a notification): their sockets only, not a scan of everyone's.
-            candidates = list(self._by_user.get(event.user_id, {}).values())
+        if event.recipients:
+            delivered = self._deliver_personal(event)
         else:
-            candidates = list(self.connections.values())
-        for connection in candidates:
-            if self.may_see(connection.user_id, event):
-                connection.push(event.frame, event.seq)
-                delivered += 1
+            if event.user_id is not None:
+                # One user's event: their sockets only, not a scan of everyone's.
+                candidates = list(self._by_user.get(event.user_id, {}).values())
+            else:
+                candidates = list(self.connections.values())
+            delivered = 0
+            for connection in candidates:
+                if self.may_see(connection.user_id, event):
+                    connection.push(event.frame, event.seq)
+                    delivered += 1
         metrics = self.runtime.metrics
         metrics.events_delivered.inc(delivered)
         if event.published_at and delivered:
             metrics.delivery_seconds.observe(max(time.time() - event.published_at, 0.0))
+
+    def _deliver_personal(self, event: WireEvent) -> int:
+        """Each recipient's own frame (e.g. their notification's id) to their sockets here."""
+        delivered = 0
+        for user_id, item_id in event.recipients:
+            sockets = self._by_user.get(user_id)
+            if sockets:
+                frame = event.frame_for(item_id)
+                for connection in list(sockets.values()):
+                    connection.push(frame)
+                    delivered += 1
+        return delivered
 
     async def reload_audience(self) -> None:
         self.audience = await self.runtime.read(

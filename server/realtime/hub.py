@@ -70,20 +70,26 @@ class Hub:
     # Publishing ------------------------------------------------------------------------------
 
     async def publish(self, events: list[PendingEvent]) -> None:
-        """After commit: deliver here at once, then tell the other nodes."""
+        """After commit: deliver here at once, then tell the other nodes, in one pub/sub
+        message per account (a transaction's events travel together)."""
         now = time.time()
+        by_account: dict[int, list[PendingEvent]] = {}
         for event in events:
+            by_account.setdefault(event.account_id, []).append(event)
             feed = self.feeds.get(event.account_id)
             if feed is not None:
                 feed.submit(wire.from_pending(event, now))
-        for event in events:
+        for account_id, batch in by_account.items():
             try:
                 await self.broadcast.publish(
-                    wire.channel_for(self.prefix, event.account_id),
-                    wire.encode(event, self.node_id, now),
+                    wire.channel_for(self.prefix, account_id), wire.encode(batch, self.node_id, now)
                 )
             except Exception as exc:  # the log still has it; other nodes catch up from there
-                log.warning("publishing %s to redis failed: %s", event.type, exc.__class__.__name__)
+                log.warning(
+                    "publishing %s to redis failed: %s",
+                    ", ".join(sorted({e.type for e in batch})),
+                    exc.__class__.__name__,
+                )
 
     # Feeds -----------------------------------------------------------------------------------
 
@@ -139,16 +145,17 @@ class Hub:
         ) as subscriber:
             ready.set()
             async for event in subscriber:  # type: ignore[union-attr]
-                if event is None:
-                    continue
+                if event is None or wire.origin_of(event.message) == self.node_id:
+                    continue  # our own: delivered here at commit already
                 try:
-                    item = wire.decode(account_id, event.message)
+                    items = wire.decode(account_id, event.message)
                 except ValueError:
                     log.warning("ignoring a foreign message on %s", event.channel)
                     continue
                 feed = self.feeds.get(account_id)
-                if feed is not None and item.origin != self.node_id:
-                    feed.submit(item)
+                if feed is not None:
+                    for item in items:
+                        feed.submit(item)
 
     async def _listen_for_gaps(self, ready: asyncio.Event) -> None:
         async with self.broadcast.subscribe(GAP_CHANNEL) as subscriber:

@@ -16,13 +16,11 @@ from server.state.models import (
     Contact,
     Conversation,
     EarlyStatus,
-    EmailDigest,
     Event,
     Integration,
     IntegrationAccess,
     LoginFailure,
     Message,
-    Notification,
     ReadMark,
     User,
 )
@@ -91,8 +89,13 @@ def users_of_account(
     return session.execute(query).scalars().all()
 
 
-def user_names(session: Session, *, account_id: int) -> dict[int, str]:
-    rows = session.execute(select(User.id, User.name).where(User.account_id == account_id))
+def user_names(session: Session, *, ids: Iterable[int | None]) -> dict[int, str]:
+    """Names of the given users (None and unknown ids are skipped): only those a view shows,
+    not the whole account's, which may be thousands."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.name).where(col(User.id).in_(wanted)))
     return {int(user_id): name for user_id, name in rows}
 
 
@@ -410,131 +413,3 @@ def prune_events(session: Session, *, created_before: datetime, keep_last: int) 
         )
         pruned[int(account_id)] = int(through)
     return pruned
-
-
-# Notifications -------------------------------------------------------------------------------
-
-
-def users_by_ids(session: Session, *, ids: Iterable[int]) -> list[User]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return []
-    query = select(User).where(col(User.id).in_(wanted)).order_by(col(User.id))
-    return list(session.exec(query).all())
-
-
-def _notifications_of(user_id: int, integration_ids: Sequence[int]) -> Any:
-    """The user's notifications about conversations of these integrations."""
-    return (
-        select(Notification)
-        .join(Conversation, col(Conversation.id) == col(Notification.conversation_id))
-        .where(col(Notification.user_id) == user_id)
-        .where(col(Conversation.integration_id).in_(list(integration_ids)))
-    )
-
-
-def notifications_page(
-    session: Session,
-    *,
-    user_id: int,
-    integration_ids: Sequence[int],
-    before_id: int | None,
-    limit: int,
-) -> Sequence[Notification]:
-    """Newest first; ask for `limit + 1` to learn whether there is a next page."""
-    query = _notifications_of(user_id, integration_ids)
-    if before_id is not None:
-        query = query.where(col(Notification.id) < before_id)
-    query = query.order_by(col(Notification.id).desc()).limit(limit)
-    notifications: Sequence[Notification] = session.exec(query).all()
-    return notifications
-
-
-def unread_notification_count(
-    session: Session, *, user_id: int, integration_ids: Sequence[int]
-) -> int:
-    unread = (
-        _notifications_of(user_id, integration_ids)
-        .where(col(Notification.read_at).is_(None))
-        .subquery()
-    )
-    return int(session.exec(select(func.count()).select_from(unread)).one())
-
-
-def mark_notifications_read(
-    session: Session,
-    *,
-    user_id: int,
-    now: datetime,
-    ids: Iterable[int] | None = None,
-    conversation_id: int | None = None,
-) -> list[int]:
-    """Set `read_at` on the user's unread notifications (all, or those named); their ids."""
-    query = update(Notification).where(
-        col(Notification.user_id) == user_id, col(Notification.read_at).is_(None)
-    )
-    if ids is not None:
-        query = query.where(col(Notification.id).in_(sorted(set(ids))))
-    if conversation_id is not None:
-        query = query.where(col(Notification.conversation_id) == conversation_id)
-    query = query.values(read_at=now).returning(col(Notification.id))
-    rows = session.execute(query.execution_options(synchronize_session=False)).scalars()
-    return sorted(int(i) for i in rows)
-
-
-def email_digest(
-    session: Session, *, user_id: int, conversation_id: int, lock: bool = False
-) -> EmailDigest | None:
-    query = select(EmailDigest).where(
-        col(EmailDigest.user_id) == user_id, col(EmailDigest.conversation_id) == conversation_id
-    )
-    if lock:
-        query = query.with_for_update()
-    return session.exec(query).first()
-
-
-def email_digest_by_id(
-    session: Session, *, digest_id: int, lock: bool = False
-) -> EmailDigest | None:
-    query = select(EmailDigest).where(col(EmailDigest.id) == digest_id)
-    if lock:
-        query = query.with_for_update()
-    return session.exec(query).first()
-
-
-def due_email_digest_ids(session: Session, *, now: datetime, limit: int) -> list[int]:
-    """Digests whose time has come and that no worker holds."""
-    query = (
-        select(EmailDigest.id)
-        .where(col(EmailDigest.due_at) <= now)
-        .where(or_(col(EmailDigest.locked_until).is_(None), col(EmailDigest.locked_until) < now))
-        .order_by(col(EmailDigest.due_at))
-        .limit(limit)
-    )
-    return [int(i) for i in session.exec(query).all() if i is not None]
-
-
-def lease_email_digest(session: Session, *, digest_id: int, now: datetime, until: datetime) -> bool:
-    """Take a due digest until `until` (counting an attempt); False if not due or held."""
-    taken = session.execute(
-        update(EmailDigest)
-        .where(col(EmailDigest.id) == digest_id, col(EmailDigest.due_at) <= now)
-        .where(or_(col(EmailDigest.locked_until).is_(None), col(EmailDigest.locked_until) < now))
-        .values(locked_until=until, attempts=col(EmailDigest.attempts) + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def delete_idle_email_digests(session: Session, *, sent_before: datetime) -> None:
-    """Digests with nothing pending whose last email (if any) went before `sent_before`."""
-    session.exec(
-        delete(EmailDigest)
-        .where(col(EmailDigest.due_at).is_(None))
-        .where(
-            or_(
-                col(EmailDigest.last_sent_at).is_(None),
-                col(EmailDigest.last_sent_at) < sent_before,
-            )
-        )
-    )
