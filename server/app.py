@@ -19,6 +19,7 @@ from server.handlers.errors import EXCEPTION_HANDLERS
 from server.handlers.headers import SecurityHeadersMiddleware
 from server.handlers.observe import ObserveMiddleware
 from server.handlers.openapi import openapi
+from server.handlers.rawsend import RawSendMiddleware
 from server.handlers.routes import starlette_routes
 from server.handlers.websocket import websocket_endpoint
 from server.lifecycle import running
@@ -61,7 +62,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return Starlette(
         routes=_routes(),
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(ObserveMiddleware)],
+        middleware=[
+            # First: it must see the server's own `send` (the websocket direct write path).
+            Middleware(RawSendMiddleware),
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(ObserveMiddleware),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
 

@@ -14,7 +14,14 @@ from server.domain.views import user_view
 from server.errors import Unauthenticated
 from server.handlers.auth import authenticate
 from server.handlers.http import runtime
-from server.realtime.connection import PONG_FRAME, Connection, error_frame, resync_frame
+from server.handlers.rawsend import RAW_SEND
+from server.realtime.connection import (
+    PONG_FRAME,
+    Connection,
+    direct_protocol,
+    error_frame,
+    resync_frame,
+)
 from server.realtime.feed import AccountFeed
 from server.realtime.wire import WireEvent
 from server.state import queries
@@ -38,6 +45,8 @@ def _since(websocket: WebSocket) -> int | None:
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    # Taken out of the scope at once: left there, it ties uvicorn's protocol into a cycle.
+    raw_send = websocket.scope.pop(RAW_SEND, None)
     rt = runtime(websocket)
     origin = websocket.headers.get("origin")
     if origin is not None and origin.rstrip("/") not in rt.settings.allowed_origins:
@@ -65,13 +74,22 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     sender: asyncio.Task[None] | None = None
     try:
         await _greet(websocket, feed, connection, since, boundary)
-        await realtime.connected(connection)
-        sender = asyncio.create_task(connection.send_forever())
-        receiver = asyncio.create_task(_receive(websocket, connection))
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await receiver
+        protocol = direct_protocol(raw_send)
+        if protocol is not None:
+            # Live events pushed during the greeting follow it; then `push` writes them itself,
+            # and this task reads the client's frames (no sender, no receiver task).
+            connection.go_live(protocol)
+            await realtime.connected(connection)
+            with contextlib.suppress(Exception):  # as the queued path's receiver task
+                await _receive(websocket, connection)
+        else:
+            await realtime.connected(connection)
+            sender = asyncio.create_task(connection.send_forever())
+            receiver = asyncio.create_task(_receive(websocket, connection))
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:

@@ -1,16 +1,40 @@
-"""One websocket client: a bounded outbox of encoded frames and the task that sends them."""
+"""One websocket client: the frames the feed pushes to it, and how they reach the socket.
+
+Two ways. Direct (the usual one, under uvicorn's websockets-sansio protocol without
+permessage-deflate): `push` writes the encoded frame to the socket's transport at once, no task
+and no await, so a delivery costs one `transport.write` instead of five await layers and a task
+switch. Queued (anything else, e.g. `WS_COMPRESSION=1`): frames wait in a bounded outbox that
+this connection's task sends through the ASGI `send`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import struct
 from collections import deque
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.websockets import WebSocket
+from websockets.protocol import State
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import (
+        WebSocketsSansIOProtocol as _SansIO,
+    )
+except ImportError:  # another server or uvicorn version: the queued path only
+    _SansIO = None  # type: ignore[assignment,misc]
 
 # What a client that fell too far behind gets instead of the frames it could not take.
 OUTBOX_LIMIT = 512
+# The direct path's equivalent: bytes waiting in the socket's transport (beyond what the kernel
+# took). 512 KiB is ~30 large messages or thousands of small events: a client this far behind
+# is not catching up by itself, and each socket costs at most this much memory.
+WRITE_BUFFER_LIMIT = 512 * 1024
 _ids = itertools.count(1)
 
 
@@ -29,8 +53,52 @@ def error_frame(code: str, message: str) -> str:
 PONG_FRAME = orjson.dumps({"type": "pong", "seq": None, "data": {}}).decode()
 
 
+def ws_text_frame(text: str) -> bytes:
+    """`text` as one unmasked, unfragmented websocket text frame (RFC 6455 section 5.2), as a
+    server sends it when no extension was negotiated."""
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        return struct.pack("!BB", 0x81, length) + payload
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length) + payload
+    return struct.pack("!BBQ", 0x81, 127, length) + payload
+
+
+# The feed pushes one event's frame to every socket that may see it, in a loop, with the same
+# str object: encoding it once per event instead of once per socket only needs the last one.
+# Keyed on identity, which cannot be recycled while the tuple holds the str; one tuple, replaced
+# whole, so servers on several threads of one process (the tests) never read a torn pair.
+_last: tuple[str, bytes] = ("", ws_text_frame(""))
+
+
+def _encoded(text: str) -> bytes:
+    global _last
+    last = _last
+    if last[0] is text:
+        return last[1]
+    data = ws_text_frame(text)
+    _last = (text, data)
+    return data
+
+
+def direct_protocol(send: object) -> WebSocketsSansIOProtocol | None:
+    """The uvicorn protocol behind an ASGI `send`, if frames can be written to its transport
+    directly: websockets-sansio, handshake done, socket open, and no extension negotiated (a
+    permessage-deflate frame needs the compressor's state, so those keep the queued path)."""
+    protocol = getattr(send, "__self__", None)
+    if _SansIO is None or not isinstance(protocol, _SansIO):
+        return None
+    if not protocol.handshake_complete or protocol.conn.extensions:
+        return None
+    if protocol.close_sent or protocol.conn.state is not State.OPEN:
+        return None
+    return protocol
+
+
 class Connection:
-    """Frames are queued by the feed (never awaited there) and sent by this connection's task."""
+    """Frames are pushed by the feed (never awaited there). Until `go_live` they are queued and,
+    in queued mode, sent by `send_forever`; in direct mode `push` writes them itself."""
 
     def __init__(
         self, websocket: WebSocket, *, user_id: int, account_id: int, limit: int = OUTBOX_LIMIT
@@ -46,15 +114,26 @@ class Connection:
         self._outbox: deque[str] = deque()
         self._ready = asyncio.Event()
         self._closed = False
+        self._protocol: WebSocketsSansIOProtocol | None = None
+        # Direct mode: frames are dropped (the client was told to resync) until the transport's
+        # buffer has drained.
+        self._overflowed = False
+
+    @property
+    def direct(self) -> bool:
+        return self._protocol is not None
 
     def push(self, frame: str, seq: int | None = None) -> None:
-        """Queue a frame; a client whose outbox is full is told to resync instead."""
+        """Send or queue a frame; a client too far behind is told to resync instead."""
         if self._closed:
             return
         if seq is not None:
             if seq <= self.cursor:
                 return
             self.cursor = seq
+        if self._protocol is not None:
+            self._write(self._protocol, frame)
+            return
         if len(self._outbox) >= self.limit:
             # Dropping what it could not take keeps memory bounded; the client refetches.
             self._outbox.clear()
@@ -63,12 +142,40 @@ class Connection:
         self._outbox.append(frame)
         self._ready.set()
 
+    def go_live(self, protocol: WebSocketsSansIOProtocol) -> None:
+        """Switch to direct writes, after the greeting: what was pushed meanwhile goes first."""
+        self._protocol = protocol
+        while self._outbox and not self._closed:
+            self._write(protocol, self._outbox.popleft())
+
+    def _write(self, protocol: WebSocketsSansIOProtocol, frame: str) -> None:
+        transport = protocol.transport
+        if protocol.close_sent or transport.is_closing() or protocol.conn.state is not State.OPEN:
+            return  # closing or gone: as a failed send would, the frame is lost with the socket
+        buffered = transport.get_write_buffer_size()
+        if self._overflowed:
+            if buffered:
+                return
+            # The resync frame has left our buffer before anything after it: every frame dropped
+            # since was pushed before the client could read it, so its REST refetch has them.
+            self._overflowed = False
+        elif buffered > WRITE_BUFFER_LIMIT:
+            # Dropping what it cannot take keeps memory bounded; the client refetches.
+            self._overflowed = True
+            self.overflows += 1
+            transport.write(ws_text_frame(resync_frame(self.cursor)))
+            return
+        transport.write(_encoded(frame))
+
     @property
     def backlog(self) -> int:
+        """What waits for this client: frames queued, or (direct mode) bytes in the transport."""
+        if self._protocol is not None:
+            return self._protocol.transport.get_write_buffer_size()
         return len(self._outbox)
 
     async def send_forever(self) -> None:
-        """Send queued frames in order until the socket fails or the connection is closed."""
+        """Queued mode: send queued frames in order until the socket fails or it is closed."""
         while not self._closed:
             await self._ready.wait()
             self._ready.clear()
