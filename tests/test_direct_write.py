@@ -13,7 +13,7 @@ import os
 import random
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -31,6 +31,7 @@ from server.realtime.connection import (
     PONG_FRAME,
     WRITE_BUFFER_LIMIT,
     Connection,
+    Corked,
     resync_frame,
     ws_text_frame,
 )
@@ -98,24 +99,51 @@ class FakeTransport:
         return self.closing
 
     def texts(self) -> list[str]:
-        return [_payload(data) for data in self.written]
+        return [text for data in self.written for text in _payloads(data)]
 
 
-def _payload(data: bytes) -> str:
-    """The text of one unmasked server frame (as ws_text_frame builds them)."""
-    length = data[1] & 0x7F
-    start = 2 + {126: 2, 127: 8}.get(length, 0)
-    return data[start:].decode()
+def _payloads(data: bytes) -> list[str]:
+    """The texts of the unmasked server frames (as ws_text_frame builds them) in one write."""
+    texts = []
+    while data:
+        length = data[1] & 0x7F
+        start = 2 + {126: 2, 127: 8}.get(length, 0)
+        if length >= 126:
+            length = int.from_bytes(data[2:start], "big")
+        texts.append(data[start : start + length].decode())
+        data = data[start + length :]
+    return texts
 
 
-def _direct(cursor: int = 0) -> tuple[Connection, FakeTransport, Any]:
+class Turns:
+    """Stands in for the event loop under `Corked`: `end_turn()` runs what was scheduled."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[Callable[[], None]] = []
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.scheduled.append(callback)
+
+    def end_turn(self) -> None:
+        scheduled, self.scheduled = self.scheduled, []
+        for callback in scheduled:
+            callback()
+
+
+def _direct(cursor: int = 0) -> tuple[Connection, FakeTransport, Any, Turns]:
     transport = FakeTransport()
     protocol = SimpleNamespace(
         transport=transport, close_sent=False, conn=SimpleNamespace(state=State.OPEN)
     )
     connection = Connection(cast(WebSocket, None), user_id=1, account_id=1)
     connection.cursor = cursor
-    return connection, transport, protocol
+    return connection, transport, protocol, Turns()
+
+
+def _live(connection: Connection, protocol: Any, turns: Turns) -> Corked:
+    corked = Corked(turns.call_soon)
+    connection.go_live(protocol, corked)
+    return corked
 
 
 def _event(seq: int) -> str:
@@ -123,61 +151,90 @@ def _event(seq: int) -> str:
 
 
 def test_live_events_pushed_during_the_greeting_follow_it_in_order() -> None:
-    connection, transport, protocol = _direct(cursor=10)
+    connection, transport, protocol, turns = _direct(cursor=10)
     connection.push(_event(11), 11)
     connection.push(_event(11), 11)  # seen: not again
     connection.push(PONG_FRAME)
     connection.push(_event(12), 12)
     assert transport.written == [] and connection.backlog == 3  # queued until live
-    connection.go_live(protocol)
+    _live(connection, protocol, turns)
     assert connection.direct and connection.backlog == 0
+    # What waited is written at once, in one piece.
+    assert [_payloads(w) for w in transport.written] == [[_event(11), PONG_FRAME, _event(12)]]
     connection.push(_event(13), 13)
     connection.push(_event(9), 9)  # below the cursor: never
+    turns.end_turn()
     assert transport.texts() == [_event(11), PONG_FRAME, _event(12), _event(13)]
     transport.buffered = 1234
     assert connection.backlog == 1234  # direct mode: what waits in the transport
 
 
+def test_one_turns_frames_are_one_write_per_socket_in_order() -> None:
+    a, transport_a, protocol_a, turns = _direct()
+    b, transport_b, protocol_b, _ = _direct()
+    corked = Corked(turns.call_soon)
+    a.go_live(protocol_a, corked)
+    b.go_live(protocol_b, corked)
+    for seq in (1, 2, 3):
+        a.push(_event(seq), seq)
+        b.push(_event(seq), seq)
+    a.push(PONG_FRAME)
+    assert transport_a.written == transport_b.written == []  # not before the turn ends
+    assert len(turns.scheduled) == 1  # one flush per turn, however many sockets
+    turns.end_turn()
+    assert [_payloads(w) for w in transport_a.written] == [
+        [_event(1), _event(2), _event(3), PONG_FRAME]
+    ]
+    assert [_payloads(w) for w in transport_b.written] == [[_event(1), _event(2), _event(3)]]
+    turns.end_turn()  # nothing new: nothing written
+    assert len(transport_a.written) == len(transport_b.written) == 1
+
+
 def test_a_client_too_far_behind_gets_one_resync_and_nothing_until_its_buffer_drains() -> None:
-    connection, transport, protocol = _direct()
-    connection.go_live(protocol)
-    connection.push(_event(1), 1)
-    transport.buffered = WRITE_BUFFER_LIMIT  # at the limit: still written
-    connection.push(_event(2), 2)
-    transport.buffered = WRITE_BUFFER_LIMIT + 1
-    connection.push(_event(3), 3)  # over it: told to resync from 3 instead
-    connection.push(_event(4), 4)
-    transport.buffered = 10  # draining, but not yet drained: still dropped
-    connection.push(_event(5), 5)
-    connection.push(PONG_FRAME)
+    connection, transport, protocol, turns = _direct()
+    _live(connection, protocol, turns)
+
+    def push(seq: int | None, *, buffered: int) -> None:
+        transport.buffered = buffered
+        connection.push(_event(seq) if seq else PONG_FRAME, seq)
+        turns.end_turn()
+
+    push(1, buffered=0)
+    push(2, buffered=WRITE_BUFFER_LIMIT)  # at the limit: still written
+    push(3, buffered=WRITE_BUFFER_LIMIT + 1)  # over it: told to resync from 3 instead
+    push(4, buffered=WRITE_BUFFER_LIMIT + 1)
+    push(5, buffered=10)  # draining, but not yet drained: still dropped
+    push(None, buffered=10)
     assert transport.texts() == [_event(1), _event(2), resync_frame(3)]
     assert connection.overflows == 1 and connection.cursor == 5
     # The resync frame has left the buffer: what comes next is written again.
-    transport.buffered = 0
-    connection.push(_event(6), 6)
-    transport.buffered = WRITE_BUFFER_LIMIT // 2
-    connection.push(_event(7), 7)
+    push(6, buffered=0)
+    push(7, buffered=WRITE_BUFFER_LIMIT // 2)
     assert transport.texts()[3:] == [_event(6), _event(7)]
     # Behind again: a second resync.
-    transport.buffered = WRITE_BUFFER_LIMIT + 1
-    connection.push(_event(8), 8)
+    push(8, buffered=WRITE_BUFFER_LIMIT + 1)
     assert transport.texts()[5:] == [resync_frame(8)] and connection.overflows == 2
 
 
 def test_nothing_is_written_to_a_closing_socket_or_after_close() -> None:
-    connection, transport, protocol = _direct()
-    connection.go_live(protocol)
+    connection, transport, protocol, turns = _direct()
+    _live(connection, protocol, turns)
     protocol.close_sent = True  # the server sent its close frame (e.g. 1001, going away)
     connection.push(_event(1), 1)
+    turns.end_turn()
     protocol.close_sent = False
     protocol.conn.state = State.CLOSING  # the client sent its close frame
     connection.push(_event(2), 2)
+    turns.end_turn()
     protocol.conn.state = State.OPEN
     transport.closing = True
     connection.push(_event(3), 3)
+    turns.end_turn()
     transport.closing = False
-    connection.close()
     connection.push(_event(4), 4)
+    connection.close()  # closed before the turn ended: what was pending goes with it
+    connection.push(_event(5), 5)
+    turns.end_turn()
     assert transport.written == []
 
 

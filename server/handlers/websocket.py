@@ -78,7 +78,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         if protocol is not None:
             # Live events pushed during the greeting follow it; then `push` writes them itself,
             # and this task reads the client's frames (no sender, no receiver task).
-            connection.go_live(protocol)
+            connection.go_live(protocol, realtime.corked)
             await realtime.connected(connection)
             with contextlib.suppress(Exception):  # as the queued path's receiver task
                 await _receive(websocket, connection)

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -96,9 +97,47 @@ def direct_protocol(send: object) -> WebSocketsSansIOProtocol | None:
     return protocol
 
 
+class Corked:
+    """Direct-mode frames pushed during one turn of the event loop, written at its end: one
+    write (one syscall) per socket however many frames it got in that turn, e.g. a message and
+    the notification about it. One per node (per event loop)."""
+
+    def __init__(self, call_soon: Callable[[Callable[[], None]], object] | None = None) -> None:
+        self._call_soon = call_soon  # by default, the running loop's
+        self._dirty: list[Connection] = []
+
+    def add(self, connection: Connection) -> None:
+        if not self._dirty:
+            (self._call_soon or asyncio.get_running_loop().call_soon)(self.flush)
+        self._dirty.append(connection)
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for connection in dirty:
+            connection.flush()
+
+
 class Connection:
     """Frames are pushed by the feed (never awaited there). Until `go_live` they are queued and,
-    in queued mode, sent by `send_forever`; in direct mode `push` writes them itself."""
+    in queued mode, sent by `send_forever`; in direct mode `push` encodes them and the node's
+    `Corked` writes them at the end of the loop's turn."""
+
+    __slots__ = (
+        "_closed",
+        "_corked",
+        "_outbox",
+        "_overflowed",
+        "_pending",
+        "_protocol",
+        "_ready",
+        "account_id",
+        "cursor",
+        "id",
+        "limit",
+        "overflows",
+        "user_id",
+        "websocket",
+    )
 
     def __init__(
         self, websocket: WebSocket, *, user_id: int, account_id: int, limit: int = OUTBOX_LIMIT
@@ -112,9 +151,11 @@ class Connection:
         self.limit = limit
         self.overflows = 0
         self._outbox: deque[str] = deque()
-        self._ready = asyncio.Event()
+        self._ready: asyncio.Event | None = None  # queued mode's sender waits on it
         self._closed = False
         self._protocol: WebSocketsSansIOProtocol | None = None
+        self._corked: Corked | None = None
+        self._pending: list[bytes] = []  # direct mode: encoded, written at the turn's end
         # Direct mode: frames are dropped (the client was told to resync) until the transport's
         # buffer has drained.
         self._overflowed = False
@@ -131,8 +172,10 @@ class Connection:
             if seq <= self.cursor:
                 return
             self.cursor = seq
-        if self._protocol is not None:
-            self._write(self._protocol, frame)
+        if self._corked is not None:
+            if not self._pending:
+                self._corked.add(self)
+            self._pending.append(_encoded(frame))
             return
         if len(self._outbox) >= self.limit:
             # Dropping what it could not take keeps memory bounded; the client refetches.
@@ -140,18 +183,25 @@ class Connection:
             self.overflows += 1
             frame = resync_frame(self.cursor)
         self._outbox.append(frame)
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
-    def go_live(self, protocol: WebSocketsSansIOProtocol) -> None:
+    def go_live(self, protocol: WebSocketsSansIOProtocol, corked: Corked) -> None:
         """Switch to direct writes, after the greeting: what was pushed meanwhile goes first."""
-        self._protocol = protocol
-        while self._outbox and not self._closed:
-            self._write(protocol, self._outbox.popleft())
+        self._protocol, self._corked = protocol, corked
+        self._pending = [ws_text_frame(frame) for frame in self._outbox]
+        self._outbox.clear()
+        self.flush()
 
-    def _write(self, protocol: WebSocketsSansIOProtocol, frame: str) -> None:
+    def flush(self) -> None:
+        """Direct mode: write what was pushed since the last flush, in one piece."""
+        frames, self._pending = self._pending, []
+        protocol = self._protocol
+        if not frames or protocol is None or self._closed:
+            return
         transport = protocol.transport
         if protocol.close_sent or transport.is_closing() or protocol.conn.state is not State.OPEN:
-            return  # closing or gone: as a failed send would, the frame is lost with the socket
+            return  # closing or gone: as a failed send would, the frames are lost with the socket
         buffered = transport.get_write_buffer_size()
         if self._overflowed:
             if buffered:
@@ -165,7 +215,7 @@ class Connection:
             self.overflows += 1
             transport.write(ws_text_frame(resync_frame(self.cursor)))
             return
-        transport.write(_encoded(frame))
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     @property
     def backlog(self) -> int:
@@ -176,13 +226,16 @@ class Connection:
 
     async def send_forever(self) -> None:
         """Queued mode: send queued frames in order until the socket fails or it is closed."""
+        ready = self._ready = asyncio.Event()
         while not self._closed:
-            await self._ready.wait()
-            self._ready.clear()
             while self._outbox:
                 await self.websocket.send_text(self._outbox.popleft())
+            await ready.wait()
+            ready.clear()
 
     def close(self) -> None:
         self._closed = True
         self._outbox.clear()
-        self._ready.set()
+        self._pending = []
+        if self._ready is not None:
+            self._ready.set()

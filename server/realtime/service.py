@@ -13,7 +13,7 @@ import orjson
 from sqlmodel import col, update
 
 from server.domain.events import PendingEvent
-from server.realtime.connection import Connection
+from server.realtime.connection import Connection, Corked
 from server.realtime.hub import Hub
 from server.realtime.presence import REFRESH_INTERVAL, SWEEP_INTERVAL, PresenceStore
 from server.realtime.presence_notifier import PresenceNotifier
@@ -66,6 +66,8 @@ class Realtime:
         self.hub = Hub(runtime, redis_url)
         self.presence = PresenceStore(runtime.redis, prefix=runtime.settings.redis_prefix)
         self.notifier = PresenceNotifier(runtime, self.presence, self.hub)
+        # Direct-mode sockets' frames of one loop turn, written together at its end.
+        self.corked = Corked()
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
