@@ -86,12 +86,7 @@ def actor_of(user: User) -> Actor:
 
 
 def notification_settings(user: User) -> dict[str, dict[str, bool]]:
-    return settings_from(user.notification_settings)
-
-
-def settings_from(stored: dict[str, Any] | None) -> dict[str, dict[str, bool]]:
-    """Stored notification settings (partial, or none yet) completed with the defaults."""
-    stored = stored or {}
+    stored = user.notification_settings or {}
     return {
         channel: {
             kind: bool(stored.get(channel, {}).get(kind, default))

@@ -17,8 +17,8 @@ from typing import Any
 from sqlmodel import Session
 
 from server.clock import isoformat
-from server.domain import access, email_outbox
-from server.domain.accounts import settings_from
+from server.domain import email_outbox
+from server.domain.accounts import DEFAULT_NOTIFICATION_SETTINGS
 from server.domain.events import emit_ephemeral, emit_personal
 from server.domain.services import Actor, Services
 from server.state import notification_queries, queries
@@ -73,6 +73,18 @@ def message_kind(conversation: Conversation, user_id: int) -> str:
     return "message_assigned_to_others"
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who may hear of a change as `kind`: everyone with shared access to the conversation's
+    integration, or only `user_id`, or all but `except_user_id`. Each of them only through the
+    channels their settings for the kind have on."""
+
+    kind: str
+    title: str
+    user_id: int | None = None
+    except_user_id: int | None = None
+
+
 def notify_assigned(
     session: Session,
     services: Services,
@@ -84,9 +96,6 @@ def notify_assigned(
     assignee_id = conversation.assignee_id
     if assignee_id is None or assignee_id == actor.user_id:
         return
-    assignee = session.get(User, assignee_id)
-    if assignee is None or not access.user_has_shared_access(session, integration, assignee_id):
-        return
     contact = _contact_name(session, conversation)
     last = (
         session.get(Message, conversation.last_message_id) if conversation.last_message_id else None
@@ -96,8 +105,8 @@ def notify_assigned(
         session,
         services,
         conversation,
-        [(assignee_id, assignee.notification_settings, "assigned_to_me")],
-        titles={"assigned_to_me": title},
+        integration,
+        [Audience("assigned_to_me", title, user_id=assignee_id)],
         body=_preview(last.text) if last is not None else "",
         item={"actor_name": actor.name},
     )
@@ -111,22 +120,26 @@ def notify_inbound(
     message: Message,
 ) -> None:
     """A customer wrote: the assignee, and whoever asked to hear of others' or nobody's."""
-    users = notification_queries.settings_of_users_with_access(session, integration=integration)
     contact = _contact_name(session, conversation)
-    assignee = session.get(User, conversation.assignee_id) if conversation.assignee_id else None
-    titles = {
-        "message_assigned_to_me": f"New message from {contact}",
-        "message_assigned_to_others": (
-            f"New message from {contact} (assigned to {assignee.name if assignee else '?'})"
-        ),
-        "message_unassigned": f"New message from {contact} (unassigned)",
-    }
+    assignee_id = conversation.assignee_id
+    if assignee_id is None:
+        audiences = [Audience("message_unassigned", f"New message from {contact} (unassigned)")]
+    else:
+        assignee = session.get(User, assignee_id)
+        audiences = [
+            Audience("message_assigned_to_me", f"New message from {contact}", user_id=assignee_id),
+            Audience(
+                "message_assigned_to_others",
+                f"New message from {contact} (assigned to {assignee.name if assignee else '?'})",
+                except_user_id=assignee_id,
+            ),
+        ]
     _notify(
         session,
         services,
         conversation,
-        [(user_id, stored, message_kind(conversation, user_id)) for user_id, stored in users],
-        titles=titles,
+        integration,
+        audiences,
         body=_preview(message.text),
         item={"message_id": message.id},
     )
@@ -136,51 +149,63 @@ def _notify(
     session: Session,
     services: Services,
     conversation: Conversation,
-    recipients: list[tuple[int, dict[str, Any] | None, str]],
+    integration: Integration,
+    audiences: list[Audience],
     *,
-    titles: dict[str, str],
     body: str,
     item: dict[str, Any],
 ) -> None:
-    """Each recipient (user id, stored settings, kind) gets what their settings for the kind
-    ask for: desktop, email, both. Set-based: a team of thousands costs one INSERT and one
-    event per kind, not a row object and an event per user."""
+    """Desktop: a row in each listener's in-app list (one INSERT for all of them) and one
+    personal event, whatever the team's size. Email: the pending email of each who asked."""
     assert conversation.id is not None
     now = services.now()
-    desktop: list[tuple[int, str, str]] = []
-    for user_id, stored, kind in recipients:
-        settings = settings_from(stored)
-        if settings["desktop"][kind]:
-            desktop.append((user_id, kind, _one_line(titles[kind])))
-        # Without SMTP_URL email is off: nothing is queued that could never be sent.
-        if services.settings.smtp_url and settings["email"][kind]:
-            email_outbox.enqueue(
-                session,
-                services,
-                user_id=user_id,
-                conversation_id=conversation.id,
-                item={"kind": kind, **item},
-            )
-    ids = notification_queries.insert_notifications(
-        session, rows=desktop, conversation_id=conversation.id, body=body, created_at=now
-    )
-    for kind in titles:
+    for audience in audiences:
+        who = {"user_id": audience.user_id, "except_user_id": audience.except_user_id}
+        title = _one_line(audience.title)
+        added = notification_queries.add_notifications(
+            session,
+            integration=integration,
+            kind=audience.kind,
+            default=DEFAULT_NOTIFICATION_SETTINGS["desktop"][audience.kind],
+            conversation_id=conversation.id,
+            title=title,
+            body=body,
+            created_at=now,
+            **who,
+        )
         emit_personal(
             session,
             account_id=conversation.account_id,
             type_="notification.created",
             key="notification",
             item={
-                "kind": kind,
+                "kind": audience.kind,
                 "conversation_id": conversation.id,
-                "title": _one_line(titles[kind]),
+                "title": title,
                 "body": body,
                 "created_at": isoformat(now),
                 "read_at": None,
                 "read": False,
             },
-            recipients=[(user_id, ids[user_id]) for user_id, k, _ in desktop if k == kind],
+            recipients=added,
         )
+        # Without SMTP_URL email is off: nothing is queued that could never be sent.
+        if not services.settings.smtp_url:
+            continue
+        for user_id in notification_queries.users_wanting_email(
+            session,
+            integration=integration,
+            kind=audience.kind,
+            default=DEFAULT_NOTIFICATION_SETTINGS["email"][audience.kind],
+            **who,
+        ):
+            email_outbox.enqueue(
+                session,
+                services,
+                user_id=user_id,
+                conversation_id=conversation.id,
+                item={"kind": audience.kind, **item},
+            )
 
 
 # The in-app list -----------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, text, update
+from sqlalchemy import Text, delete, func, insert, literal, or_, update
 from sqlmodel import Session, col, select
 
 from server.state.models import (
@@ -22,73 +22,98 @@ from server.state.models import (
 # Notifications -------------------------------------------------------------------------------
 
 
-def settings_of_users_with_access(
-    session: Session, *, integration: Integration
-) -> list[tuple[int, dict[str, Any] | None]]:
-    """(user id, stored notification settings) of the installer and everyone it is shared with:
-    two columns, not whole users, since a team may have thousands."""
+def _wanting(
+    integration: Integration,
+    *,
+    channel: str,
+    kind: str,
+    default: bool,
+    user_id: int | None,
+    except_user_id: int | None,
+) -> Any:
+    """Users with shared access to the integration (its installer and those it is shared with),
+    optionally only one or all but one, whose setting for `channel` and `kind` is on (their
+    stored setting, or `default` if they never set it). Evaluated by the database, so that a
+    team of thousands costs no row in Python."""
     shared = select(IntegrationAccess.user_id).where(
         IntegrationAccess.integration_id == integration.id
     )
-    rows = session.execute(
-        select(User.id, User.notification_settings)
-        .where(or_(col(User.id) == integration.installed_by, col(User.id).in_(shared)))
-        .order_by(col(User.id))
+    stored = col(User.notification_settings)[(channel, kind)].as_boolean()
+    query = select(col(User.id)).where(
+        or_(col(User.id) == integration.installed_by, col(User.id).in_(shared)),
+        func.coalesce(stored, default),
     )
-    return [(int(user_id), stored) for user_id, stored in rows]
+    if user_id is not None:
+        query = query.where(col(User.id) == user_id)
+    if except_user_id is not None:
+        query = query.where(col(User.id) != except_user_id)
+    return query
 
 
-# One statement for any number of rows: a short, constant text that PostgreSQL plans once,
-# instead of a multi-row VALUES list that psycopg must parse afresh for every length.
-_INSERT_UNNEST = text(
-    "INSERT INTO notifications (user_id, kind, conversation_id, title, body, created_at) "
-    "SELECT r.user_id, r.kind, :conversation_id, r.title, :body, :created_at "
-    "FROM unnest(CAST(:user_ids AS integer[]), CAST(:kinds AS text[]), CAST(:titles AS text[]))"
-    " AS r(user_id, kind, title) "
-    "RETURNING id, user_id"
-).bindparams(bindparam("created_at", type_=UTCDateTime()))
-
-
-def insert_notifications(
+def add_notifications(
     session: Session,
     *,
-    rows: Sequence[tuple[int, str, str]],
+    integration: Integration,
+    kind: str,
+    default: bool,
+    user_id: int | None = None,
+    except_user_id: int | None = None,
     conversation_id: int,
+    title: str,
     body: str,
     created_at: datetime,
-) -> dict[int, int]:
-    """Add one unread notification per (user id, kind, title); returns user id → its id."""
-    if not rows:
-        return {}
-    if session.get_bind().dialect.name == "postgresql":
-        result = session.execute(
-            _INSERT_UNNEST,
-            {
-                "user_ids": [user_id for user_id, _, _ in rows],
-                "kinds": [kind for _, kind, _ in rows],
-                "titles": [title for _, _, title in rows],
-                "conversation_id": conversation_id,
-                "body": body,
-                "created_at": created_at,
-            },
-        )
-    else:
-        table = cast(Table, Notification.__table__)  # type: ignore[attr-defined]
-        result = session.execute(
-            insert(table).returning(table.c.id, table.c.user_id),
-            [
-                {
-                    "user_id": user_id,
-                    "kind": kind,
-                    "conversation_id": conversation_id,
-                    "title": title,
-                    "body": body,
-                    "created_at": created_at,
-                }
-                for user_id, kind, title in rows
-            ],
-        )
-    return {int(user_id): int(row_id) for row_id, user_id in result}
+) -> list[tuple[int, int]]:
+    """One unread notification for each user `_wanting` it on the desktop, in one statement;
+    their (user id, notification id) pairs."""
+    who = _wanting(
+        integration,
+        channel="desktop",
+        kind=kind,
+        default=default,
+        user_id=user_id,
+        except_user_id=except_user_id,
+    )
+    values = who.add_columns(
+        literal(kind),
+        literal(conversation_id),
+        literal(title, Text),
+        literal(body, Text),
+        literal(created_at, UTCDateTime()),
+    )
+    statement = (
+        insert(Notification)
+        .from_select(["user_id", "kind", "conversation_id", "title", "body", "created_at"], values)
+        .returning(col(Notification.user_id), col(Notification.id))
+    )
+    connection = session.connection()  # Core, not the ORM's bulk machinery
+    if connection.dialect.name == "postgresql":
+        # Two arrays in one row, converted by psycopg in C: a thousand rows cost as little.
+        added = statement.cte("added")
+        user_ids, ids = connection.execute(
+            select(func.array_agg(added.c.user_id), func.array_agg(added.c.id))
+        ).one()
+        return list(zip(user_ids or [], ids or [], strict=True))
+    return [(user, row_id) for user, row_id in connection.execute(statement) if row_id is not None]
+
+
+def users_wanting_email(
+    session: Session,
+    *,
+    integration: Integration,
+    kind: str,
+    default: bool,
+    user_id: int | None = None,
+    except_user_id: int | None = None,
+) -> list[int]:
+    who = _wanting(
+        integration,
+        channel="email",
+        kind=kind,
+        default=default,
+        user_id=user_id,
+        except_user_id=except_user_id,
+    )
+    return sorted(int(i) for i in session.execute(who).scalars())
 
 
 def _notifications_of(user_id: int, integration_ids: Sequence[int]) -> Any:
