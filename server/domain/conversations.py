@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from server.state import crm_queries, queries
 from server.state.models import (
     Contact,
     Conversation,
+    CrmLink,
     Event,
     Integration,
     Message,
@@ -41,6 +43,7 @@ def present(
     integration: Integration,
     *,
     viewer_id: int | None = None,
+    links: Sequence[CrmLink] | None = None,
 ) -> dict[str, Any]:
     """The conversation's JSON; for a viewer with section and unread count."""
     contact = session.get(Contact, conversation.contact_id)
@@ -54,14 +57,17 @@ def present(
         assert conversation.id is not None
         mark = queries.read_mark(session, conversation_id=conversation.id, user_id=viewer_id)
         viewer = (viewer_id, mark.read_inbound_count if mark else 0)
-    links = crm_queries.links_of(session, conversation_ids=[conversation.id or 0])
+    if links is None:
+        links = crm_queries.links_of(session, conversation_ids=[conversation.id or 0])[
+            conversation.id or 0
+        ]
     return conversation_view(
         conversation,
         contact=contact,
         integration=integration,
         last_message=last,
         user_names=names,
-        links=[link_view(link) for link in links[conversation.id or 0]],
+        links=[link_view(link) for link in links],
         viewer=viewer,
     )
 
@@ -107,7 +113,10 @@ def emit_message_created(
     message: Message,
     conversation: Conversation,
     integration: Integration,
+    *,
+    links: Sequence[CrmLink] | None = None,
 ) -> None:
+    """`links`: the conversation's CRM links, if the caller has them at hand (one query less)."""
     session.flush()
     emit(
         session,
@@ -115,7 +124,7 @@ def emit_message_created(
         type_="message.created",
         data={
             "message": present_message(session, message, conversation),
-            "conversation": present(session, conversation, integration),
+            "conversation": present(session, conversation, integration, links=links),
         },
         now=services.now(),
         integration_id=integration.id,

@@ -86,17 +86,13 @@ def ingest_inbound_message(
 ) -> Ingested:
     """Store a customer's message once, creating or reopening its conversation."""
     assert integration.id is not None
-    seen = queries.message_by_external_id(
-        session, integration_id=integration.id, external_id=inbound.external_id
-    )
-    if seen is not None:
-        return Ingested(seen.id or 0, seen.conversation_id, duplicate=True)
     now = services.now()
     # The provider's own time where given; a clock running ahead is clamped to ours.
     at = min(as_utc(inbound.sent_at), now) if inbound.sent_at else now
     contact = _contact(session, integration, inbound, now)
     conversation, created = _conversation(session, integration, contact, at)
-    # A retry racing the first delivery waited on the conversation lock above: look again.
+    # A provider's retry: looked for under the conversation's lock, so that a retry racing the
+    # first delivery waits for it and finds its message.
     seen = queries.message_by_external_id(
         session, integration_id=integration.id, external_id=inbound.external_id
     )
@@ -127,12 +123,12 @@ def ingest_inbound_message(
     conversation.updated_at = now
     session.add(conversation)
     # Before any event: notes take their locks ahead of the account row (see domain/notes.py).
-    notes.record_message(session, services, conversation, integration, message)
+    links = notes.record_message(session, services, conversation, integration, message)
     if created:
         emit_conversation_event(
             session, services, conversation, integration, type_="conversation.created"
         )
-    emit_message_created(session, services, message, conversation, integration)
+    emit_message_created(session, services, message, conversation, integration, links=links)
     notify_inbound(session, services, conversation, integration, message)
     assert message.id is not None
     return Ingested(message.id, conversation.id, duplicate=False)

@@ -12,6 +12,7 @@ conversation, its links, the note, and only then the account row that `emit` bum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -171,8 +172,9 @@ def record_message(
     conversation: Conversation,
     integration: Integration,
     message: Message,
-) -> None:
-    """Put a new message into each link's current note, or start a new note for it.
+) -> Sequence[CrmLink]:
+    """Put a new message into each link's current note, or start a new note for it; returns
+    the conversation's links (locked).
 
     Call it after the message is stored and before any event of the transaction is emitted
     (see the lock order above).
@@ -180,7 +182,8 @@ def record_message(
     assert conversation.id is not None and message.id is not None
     at = as_utc(message.created_at)
     written: list[tuple[Note, str]] = []
-    for link in crm_queries.links_for_update(session, conversation_id=conversation.id):
+    links = crm_queries.links_for_update(session, conversation_id=conversation.id)
+    for link in links:
         assert link.id is not None
         note = None
         if link.notes_started:
@@ -212,6 +215,7 @@ def record_message(
     # Only now, with every note locked: emitting locks the account row until commit.
     for note, type_ in written:
         _emit(session, services, note, type_)
+    return links
 
 
 # What users do with notes --------------------------------------------------------------------

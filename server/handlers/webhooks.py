@@ -87,20 +87,22 @@ async def _with_name(
     return replace(message, contact_name=name)
 
 
-async def _ingest(request: Request, integration_id: int, message: InboundMessage) -> Ingested:
+async def _ingest(request: Request, verified: Integration, message: InboundMessage) -> Ingested:
     rt = runtime(request)
 
-    def work(s: Session) -> Ingested:
-        integration = s.get(Integration, integration_id)
+    def work(s: Session, *, reload: bool) -> Ingested:
+        # The integration as the signature check read it a moment ago: no second SELECT.
+        integration = s.get(Integration, verified.id) if reload else s.merge(verified, load=False)
         if integration is None:
             raise NotFound("No such integration.")
         return ingest_inbound_message(s, rt.services, integration=integration, inbound=message)
 
     try:
-        return await rt.write(work)
+        return await rt.write(partial(work, reload=False))
     except IntegrityError:
-        # A concurrent delivery of this message won the unique constraint: now it's a duplicate.
-        return await rt.write(work)
+        # A concurrent delivery of this message won the unique constraint (now it's a duplicate),
+        # or the integration was deleted meanwhile (now it's not found).
+        return await rt.write(partial(work, reload=True))
 
 
 def _apply_status(
@@ -124,7 +126,7 @@ async def receive(request: Request, provider: Provider) -> Response:
     results: list[Ingested] = []
     for message in inbound.messages:
         result = await _ingest(
-            request, integration_id, await _with_name(request, provider, found, message)
+            request, found.integration, await _with_name(request, provider, found, message)
         )
         rt.metrics.webhooks.labels(
             provider.name, "duplicate" if result.duplicate else "stored"

@@ -136,20 +136,25 @@ class AccountFeed:
         if event.recipients:
             delivered = self._deliver_personal(event)
         else:
-            if event.user_id is not None:
-                # One user's event: their sockets only, not a scan of everyone's.
-                candidates = list(self._by_user.get(event.user_id, {}).values())
-            else:
-                candidates = list(self.connections.values())
-            delivered = 0
-            for connection in candidates:
-                if self.may_see(connection.user_id, event):
-                    connection.push(event.frame, event.seq)
-                    delivered += 1
+            frame, seq = event.frame, event.seq
+            targets = self._audience_of(event)
+            for connection in targets:
+                connection.push(frame, seq)
+            delivered = len(targets)
         metrics = self.runtime.metrics
         metrics.events_delivered.inc(delivered)
         if event.published_at and delivered:
             metrics.delivery_seconds.observe(max(time.time() - event.published_at, 0.0))
+
+    def _audience_of(self, event: WireEvent) -> list[Connection]:
+        """The sockets here that may see `event` (as `may_see`, one set lookup per socket)."""
+        if event.user_id is not None:
+            # One user's event: their sockets only, not a scan of everyone's.
+            return list(self._by_user.get(event.user_id, {}).values())
+        if event.integration_id is not None:
+            users = self.audience.get(event.integration_id, frozenset())
+            return [c for c in self.connections.values() if c.user_id in users]
+        return list(self.connections.values())
 
     def _deliver_personal(self, event: WireEvent) -> int:
         """Each recipient's own frame (e.g. their notification's id) to their sockets here."""
