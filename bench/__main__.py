@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=int, help="idle connections to hold (ramp target)")
     parser.add_argument("--generators", type=int, help="load generator processes")
     parser.add_argument("--no-deflate", action="store_true", help="clients offer no compression")
+    parser.add_argument(
+        "--compression",
+        action="store_true",
+        help="servers and the ceiling accept permessage-deflate (WS_COMPRESSION=1)",
+    )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling server")
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument("--postgres", help="admin URL of the PostgreSQL server")
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
             changes[name] = getattr(args, option)
     if args.no_deflate:
         changes["deflate"] = False
+    if args.compression:
+        changes["compression"] = True
     if args.no_ceiling:
         changes["ceiling"] = False
     if args.sqlite:

@@ -58,7 +58,9 @@ class Config:
     ramp: bool  # ramp in batches up to `idle`, stopping on errors, instead of one step
     ramp_seconds: float = 300.0
     generators: int = 1
-    deflate: bool = True
+    deflate: bool = True  # clients offer permessage-deflate, as browsers do
+    # Servers (and the ceiling) accept it: WS_COMPRESSION=1. Off, like the server's default.
+    compression: bool = False
     contacts: int = 20
     team: int = 25  # users per account of the idle connections
     tabs: int = 2  # idle connections per user (agents keep a couple of tabs open)
@@ -319,6 +321,7 @@ class Bench:
             "RATE_LIMIT_SIGNUP": "1000000/minute",
             "RATE_LIMIT_LOGIN": "1000000/minute",
             "RATE_LIMIT_WEBHOOK": "1000000/minute",
+            "WS_COMPRESSION": "1" if self.config.compression else "0",
         }
         for index in range(self.config.generators):
             gen = LoadGen(index)
@@ -618,7 +621,7 @@ class Bench:
     async def ceiling(self) -> None:
         assert self.redis is not None
         node = CeilingNode(
-            self.redis.url, CEILING_CHANNEL, deflate=self.config.deflate, cpus=self.cores.server
+            self.redis.url, CEILING_CHANNEL, deflate=self.config.compression, cpus=self.cores.server
         )
         self.children.append(node)
         fallback = next(iter(self.samples.values()), None) or synthetic_frame()
@@ -667,7 +670,7 @@ class Bench:
         self.stop(node)
         if config.ceiling and self.redis is not None:
             ceiling = CeilingNode(
-                self.redis.url, CEILING_CHANNEL, deflate=config.deflate, cpus=self.cores.server
+                self.redis.url, CEILING_CHANNEL, deflate=config.compression, cpus=self.cores.server
             )
             self.children.append(ceiling)
             self.idle.append(await self.hold_idle("ceiling", ceiling, tokens))
@@ -819,7 +822,8 @@ def machine_info(cores: Cores, fds: int, config: Config) -> dict[str, Any]:
         "pinning": cores.describe(),
         "fd_limit": fds,
         "load_average_at_start": os.getloadavg(),
-        "permessage_deflate": config.deflate,
+        "permessage_deflate": config.deflate and config.compression,
+        "clients_offer_deflate": config.deflate,
         "duration_s": config.duration,
         "contacts": config.contacts,
         "generators": config.generators,
