@@ -7,7 +7,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from server.domain.events import PendingEvent, encode_frame, personal_template
+from server.domain.events import PendingEvent, encode_frame, frame_around_seq, personal_template
 from server.realtime import wire
 
 HOSTILE_TEXTS = ["plain", 'quo"te\\', "nul\0byte", "new\nline", "ünïcødé ✓ 𝄞", "", "\0"]
@@ -88,3 +88,11 @@ def test_a_message_not_of_ours_has_no_origin(message: str) -> None:
 def test_a_frame_on_two_lines_cannot_be_sent() -> None:
     with pytest.raises(ValueError):
         wire.encode([PendingEvent(1, "x", None, '{"a":\n1}')], "n", 0.0)
+
+
+@pytest.mark.parametrize("seq", [1, 9, 10, 12345678901])
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_a_frame_built_around_its_seq_is_the_frame_encoded_with_it(seq: int, text: str) -> None:
+    data = {"message": {"text": text, "seq": "not this one"}, "n": [1, None]}
+    head, tail = frame_around_seq("message.created", data)
+    assert f"{head}{seq}{tail}" == encode_frame("message.created", seq, data)

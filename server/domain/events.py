@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
+from server.state import queries
 from server.state.db import PENDING_EVENTS
-from server.state.models import Account, Event
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,13 @@ ID_SLOT = "\0"
 
 def encode_frame(type_: str, seq: int | None, data: dict[str, Any]) -> str:
     return orjson.dumps({"type": type_, "seq": seq, "data": data}).decode("utf-8")
+
+
+def frame_around_seq(type_: str, data: dict[str, Any]) -> tuple[str, str]:
+    """`encode_frame(type_, seq, data)` as the text before and after the seq, for a frame whose
+    seq the database assigns: `head + str(seq) + tail`."""
+    head = f'{{"type":{orjson.dumps(type_).decode()},"seq":'
+    return head, f',"data":{orjson.dumps(data).decode()}}}'
 
 
 @dataclass(frozen=True)
@@ -91,26 +97,25 @@ def seal(session: Session) -> list[PendingEvent]:
         if isinstance(item, PendingEvent):
             sealed.append(item)
             continue
-        seq = session.execute(
-            update(Account)
-            .where(col(Account.id) == item.account_id)
-            .values(event_seq=col(Account.event_seq) + 1)
-            .returning(col(Account.event_seq))
-        ).scalar_one()
-        frame = encode_frame(item.type, seq, item.data)
-        session.add(
-            Event(
-                account_id=item.account_id,
-                seq=seq,
-                type=item.type,
-                integration_id=item.integration_id,
-                conversation_id=item.conversation_id,
-                frame=frame,
-                created_at=item.now,
-            )
+        head, tail = frame_around_seq(item.type, item.data)
+        seq = queries.append_event(
+            session,
+            account_id=item.account_id,
+            type_=item.type,
+            integration_id=item.integration_id,
+            conversation_id=item.conversation_id,
+            frame_head=head,
+            frame_tail=tail,
+            created_at=item.now,
         )
         sealed.append(
-            PendingEvent(item.account_id, item.type, seq, frame, integration_id=item.integration_id)
+            PendingEvent(
+                item.account_id,
+                item.type,
+                seq,
+                f"{head}{seq}{tail}",
+                integration_id=item.integration_id,
+            )
         )
     session.flush()
     return sealed

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, update
+from sqlalchemy import Integer, Text, and_, case, cast, delete, func, insert, literal, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -23,6 +24,7 @@ from server.state.models import (
     Message,
     ReadMark,
     User,
+    UTCDateTime,
 )
 
 SECTIONS = ("unassigned", "mine", "others", "closed")
@@ -361,6 +363,57 @@ def events_between(
     if upto is not None:
         query = query.where(col(Event.seq) <= upto)
     return session.exec(query.order_by(col(Event.seq))).all()
+
+
+def append_event(
+    session: Session,
+    *,
+    account_id: int,
+    type_: str,
+    integration_id: int | None,
+    conversation_id: int | None,
+    frame_head: str,
+    frame_tail: str,
+    created_at: datetime,
+) -> int:
+    """Take the account's next seq and log the event under it, its frame being
+    `frame_head + seq + frame_tail`; returns the seq. On PostgreSQL one statement: the account
+    row stays locked until commit, so the fewer round trips after taking it, the better."""
+    bump = (
+        update(Account)
+        .where(col(Account.id) == account_id)
+        .values(event_seq=col(Account.event_seq) + 1)
+        .returning(col(Account.event_seq))
+    )
+    if session.get_bind().dialect.name != "postgresql":
+        seq = int(session.execute(bump).scalar_one())
+        session.add(
+            Event(
+                account_id=account_id,
+                seq=seq,
+                type=type_,
+                integration_id=integration_id,
+                conversation_id=conversation_id,
+                frame=f"{frame_head}{seq}{frame_tail}",
+                created_at=created_at,
+            )
+        )
+        return seq
+    taken = bump.cte("taken")
+    values = core_select(
+        literal(account_id, Integer),
+        taken.c.event_seq,
+        literal(type_, Text),
+        literal(integration_id, Integer),
+        literal(conversation_id, Integer),
+        literal(frame_head, Text) + cast(taken.c.event_seq, Text) + literal(frame_tail, Text),
+        literal(created_at, UTCDateTime()),
+    )
+    columns = ["account_id", "seq", "type", "integration_id", "conversation_id", "frame"]
+    statement = (
+        insert(Event).from_select([*columns, "created_at"], values).returning(col(Event.seq))
+    )
+    return int(session.execute(statement).scalar_one())
 
 
 def event_seqs(session: Session, *, account_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
