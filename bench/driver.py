@@ -516,6 +516,7 @@ class Bench:
     ) -> dict[str, Any]:
         hist = stats.merge(r["hist"] for r in reports)
         frames = sum(r["delivered_frames"] for r in reports)
+        every = frames + sum(r["other_frames"] for r in reports)
         received = sum(r["received"] for r in reports)
         last_ns = max((r["last_ns"] for r in reports), default=0)
         span = (last_ns - sent["first_ns"]) / 1e9 if last_ns else 0.0
@@ -555,6 +556,8 @@ class Bench:
             # CPU % of the servers just before the cell (a backlog of the previous one).
             "server_cpu_pct_before": round(self._settled_at, 1),
             "us_per_delivery": round(1e6 * server_cpu / frames, 2) if frames else None,
+            # Per frame of any kind: each agent also gets a notification.created per message.
+            "us_per_frame": round(1e6 * server_cpu / every, 2) if every else None,
             "redis_cpu_pct": round(100 * redis_cpu / wall, 1),
             "generator_cpu_pct": [round(100 * c / wall, 1) for c in gen_cpu],
             "sender_cpu_pct": round(100 * sent["cpu_s"] / wall, 1),

@@ -53,10 +53,10 @@ def markdown(results: dict[str, Any]) -> str:
         "| target | nodes | N | R/s | webhooks ok/sent | expected | lost | dup | resync "
         "| other frames "
         "| p50 ms | p95 ms | p99 ms "
-        f"| max ms | deliveries/s | server CPU % | µs/delivery | µs {TIMES}ceiling "
+        f"| max ms | deliveries/s | server CPU % | µs/delivery | µs {TIMES}ceiling | µs/frame "
         f"| p99 {TIMES}ceiling "
         "| generator CPU % | webhook p50/p99 ms |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for cell in results["cells"]:
         ceiling = ceiling_of(results, cell) if cell["target"] != "ceiling" else None
@@ -89,6 +89,7 @@ def markdown(results: dict[str, Any]) -> str:
                     ),
                     _fmt(cell["us_per_delivery"]),
                     _ratio(cell["us_per_delivery"], ceiling and ceiling["us_per_delivery"]),
+                    _fmt(cell.get("us_per_frame")),
                     _ratio(cell["p99_ms"], ceiling and ceiling["p99_ms"]),
                     "/".join(_fmt(c, 0) for c in cell["generator_cpu_pct"])
                     + (" (sat.)" if cell["generator_saturated"] else ""),
