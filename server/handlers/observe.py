@@ -42,6 +42,14 @@ class ObserveMiddleware:
             return
         rid = _incoming_id(scope)
         token = request_id.set(rid)
+        if scope["type"] == "websocket":
+            # Nothing to add to its messages, and nothing recorded: its `send` is not wrapped
+            # (the socket's Starlette object keeps the chain of `send` wrappers while it lives).
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request_id.reset(token)
+            return
         started = time.perf_counter()
         status = 500
 
@@ -56,8 +64,7 @@ class ObserveMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            if scope["type"] == "http":
-                self._record(scope, status, time.perf_counter() - started)
+            self._record(scope, status, time.perf_counter() - started)
             request_id.reset(token)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:

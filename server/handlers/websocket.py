@@ -6,15 +6,19 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import orjson
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.domain.views import user_view
 from server.errors import Unauthenticated
 from server.handlers.auth import authenticate
 from server.handlers.http import runtime
-from server.handlers.rawsend import RAW_SEND
+from server.handlers.rawsend import HANDOFF, RAW_SEND
+from server.logs import request_id
 from server.realtime.connection import (
     PONG_FRAME,
     Connection,
@@ -27,11 +31,15 @@ from server.realtime.wire import WireEvent
 from server.state import queries
 from server.state.models import User
 
+if TYPE_CHECKING:
+    from server.realtime.service import Realtime
+
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 def _since(websocket: WebSocket) -> int | None:
@@ -45,8 +53,9 @@ def _since(websocket: WebSocket) -> int | None:
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    scope = websocket.scope
     # Taken out of the scope at once: left there, it ties uvicorn's protocol into a cycle.
-    raw_send = websocket.scope.pop(RAW_SEND, None)
+    raw_send = scope.pop(RAW_SEND, None)
     rt = runtime(websocket)
     origin = websocket.headers.get("origin")
     if origin is not None and origin.rstrip("/") not in rt.settings.allowed_origins:
@@ -71,6 +80,28 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     connection = Connection(websocket, user_id=actor.user_id, account_id=actor.account_id)
     feed = await realtime.hub.feed_for(actor.account_id)
     boundary = feed.attach(connection, since)
+    live = _live(websocket, realtime, feed, connection, since, boundary, raw_send, request_id.get())
+    if HANDOFF in scope:
+        scope[HANDOFF] = live  # RawSendMiddleware runs it once this stack has returned
+    else:
+        await live
+
+
+async def _live(
+    websocket: WebSocket,
+    realtime: Realtime,
+    feed: AccountFeed,
+    connection: Connection,
+    since: int | None,
+    boundary: int,
+    raw_send: object,
+    rid: str | None,
+) -> None:
+    """The socket's life once it is attached to its feed: the greeting, then live events until
+    it closes. Everything it needs is passed in: it usually runs after the routing and
+    middleware frames that accepted the socket have returned (see RawSendMiddleware), so that
+    an idle socket keeps only this frame and the few under it."""
+    request_id.set(rid)  # ObserveMiddleware's, reset when its frame returned
     sender: asyncio.Task[None] | None = None
     try:
         await _greet(websocket, feed, connection, since, boundary)
@@ -92,6 +123,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 await receiver
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
+    except (OperationalError, PoolTimeout) as exc:  # the greeting's reads
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
     finally:
         feed.detach(connection)
         connection.close()
@@ -142,6 +177,7 @@ class FrameBudget:
     many dropped within a window) is disconnected; one that only bursts now and then is not."""
 
     WINDOW = 10.0
+    __slots__ = ("burst", "dropped", "rate", "refilled", "tokens", "tolerance", "window_start")
 
     def __init__(self, *, rate: float = 20.0, burst: int = 60, tolerance: int = 200) -> None:
         self.rate, self.burst, self.tolerance = rate, burst, tolerance

@@ -150,12 +150,14 @@ class Connection:
         self.cursor = 0
         self.limit = limit
         self.overflows = 0
-        self._outbox: deque[str] = deque()
+        # Made when first needed: an idle socket in direct mode never needs either (a deque is
+        # ~760 bytes even when empty).
+        self._outbox: deque[str] | None = None
         self._ready: asyncio.Event | None = None  # queued mode's sender waits on it
         self._closed = False
         self._protocol: WebSocketsSansIOProtocol | None = None
         self._corked: Corked | None = None
-        self._pending: list[bytes] = []  # direct mode: encoded, written at the turn's end
+        self._pending: list[bytes] | None = None  # direct mode: encoded, written at turn's end
         # Direct mode: frames are dropped (the client was told to resync) until the transport's
         # buffer has drained.
         self._overflowed = False
@@ -173,29 +175,34 @@ class Connection:
                 return
             self.cursor = seq
         if self._corked is not None:
-            if not self._pending:
+            if self._pending is None:
+                self._pending = []
                 self._corked.add(self)
             self._pending.append(_encoded(frame))
             return
-        if len(self._outbox) >= self.limit:
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        elif len(outbox) >= self.limit:
             # Dropping what it could not take keeps memory bounded; the client refetches.
-            self._outbox.clear()
+            outbox.clear()
             self.overflows += 1
             frame = resync_frame(self.cursor)
-        self._outbox.append(frame)
+        outbox.append(frame)
         if self._ready is not None:
             self._ready.set()
 
     def go_live(self, protocol: WebSocketsSansIOProtocol, corked: Corked) -> None:
         """Switch to direct writes, after the greeting: what was pushed meanwhile goes first."""
         self._protocol, self._corked = protocol, corked
-        self._pending = [ws_text_frame(frame) for frame in self._outbox]
-        self._outbox.clear()
+        if self._outbox:
+            self._pending = [ws_text_frame(frame) for frame in self._outbox]
+        self._outbox = None
         self.flush()
 
     def flush(self) -> None:
         """Direct mode: write what was pushed since the last flush, in one piece."""
-        frames, self._pending = self._pending, []
+        frames, self._pending = self._pending, None
         protocol = self._protocol
         if not frames or protocol is None or self._closed:
             return
@@ -222,7 +229,7 @@ class Connection:
         """What waits for this client: frames queued, or (direct mode) bytes in the transport."""
         if self._protocol is not None:
             return self._protocol.transport.get_write_buffer_size()
-        return len(self._outbox)
+        return len(self._outbox or ())
 
     async def send_forever(self) -> None:
         """Queued mode: send queued frames in order until the socket fails or it is closed."""
@@ -235,7 +242,6 @@ class Connection:
 
     def close(self) -> None:
         self._closed = True
-        self._outbox.clear()
-        self._pending = []
+        self._outbox = self._pending = None
         if self._ready is not None:
             self._ready.set()
