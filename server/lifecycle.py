@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from server.clock import Clock
 from server.config import Settings
@@ -20,6 +20,24 @@ from server.runtime import Runtime
 from server.state.db import Database
 from server.state.migrate import upgrade
 from server.state.redis_server import EmbeddedRedis
+
+
+# The node's one pool for commands (presence, rate limits, readiness). A caller waits up to 5 s
+# for a free connection instead of failing at once: a thousand sockets connecting or closing
+# together must queue for Redis, not lose their presence update (docs/PERFORMANCE.md).
+REDIS_POOL_SIZE = 100
+REDIS_POOL_WAIT = 5.0
+
+
+def redis_client(url: str) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=REDIS_POOL_WAIT,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
+    return Redis.from_pool(pool)
 
 
 @contextlib.asynccontextmanager
@@ -36,7 +54,7 @@ async def running(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
             stack.callback(embedded.stop)
-        redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        redis = redis_client(redis_url)
         stack.push_async_callback(redis.aclose)
         http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)

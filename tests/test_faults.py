@@ -34,6 +34,7 @@ import orjson
 import psycopg
 import pytest
 
+from server.lifecycle import REDIS_POOL_SIZE, redis_client
 from server.security.signatures import sign_sha256
 from tests.nodes import RedisServer, ServerProcess, WsClient, logs_on_failure, node_env
 from tests.support import (
@@ -647,3 +648,27 @@ def consistency_problems(pg_url: str) -> list[str]:
             gaps = sorted(set(range(pruned + 1, latest + 1)) - set(seqs))
             problems.append(f"account {account_id}: seqs up to {latest} missing {gaps[:20]}")
     return problems
+
+
+# Bursts on the node's Redis pool ---------------------------------------------------------------
+
+
+def test_a_burst_of_redis_commands_waits_for_the_pool_instead_of_failing() -> None:
+    """Five times the pool's connections at once (a thousand sockets closing together, each
+    clearing its presence): every command is answered, none fails for want of a connection."""
+    server = RedisServer(free_port())
+    try:
+
+        async def burst() -> list[Any]:
+            client = redis_client(server.url)
+            try:
+                key = f"burst-{uuid.uuid4().hex}"
+                count = 5 * REDIS_POOL_SIZE
+                return await asyncio.gather(*(client.incr(key) for _ in range(count)))
+            finally:
+                await client.aclose()
+
+        answers = asyncio.run(burst())
+        assert sorted(answers) == list(range(1, 5 * REDIS_POOL_SIZE + 1))
+    finally:
+        server.cleanup()
