@@ -21,7 +21,6 @@ from server.state.db import Database
 from server.state.migrate import upgrade
 from server.state.redis_server import EmbeddedRedis
 
-
 # The node's one pool for commands (presence, rate limits, readiness). A caller waits up to 5 s
 # for a free connection instead of failing at once: a thousand sockets connecting or closing
 # together must queue for Redis, not lose their presence update (docs/PERFORMANCE.md).

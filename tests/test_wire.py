@@ -7,7 +7,13 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from server.domain.events import PendingEvent, encode_frame, frame_around_seq, personal_template
+from server.domain.events import (
+    PendingEvent,
+    encode_frame,
+    frame_around_seq,
+    personal_frame,
+    personal_template,
+)
 from server.realtime import wire
 
 HOSTILE_TEXTS = ["plain", 'quo"te\\', "nul\0byte", "new\nline", "ünïcødé ✓ 𝄞", "", "\0"]
@@ -16,9 +22,8 @@ HOSTILE_TEXTS = ["plain", 'quo"te\\', "nul\0byte", "new\nline", "ünïcødé ✓
 @pytest.mark.parametrize("text", HOSTILE_TEXTS)
 def test_a_personal_frame_is_exactly_the_json_of_the_whole_item(text: str) -> None:
     item = {"kind": "message_unassigned", "title": text, "body": text, "read_at": None}
-    event = PendingEvent(1, "notification.created", None, "", recipients=((7, 42),))
     template = personal_template("notification.created", "notification", item)
-    rendered = PendingEvent(**{**event.__dict__, "frame": template}).frame_for(42)
+    rendered = personal_frame(template, 42)
     expected = {"id": 42, **item}
     assert orjson.loads(rendered) == {
         "type": "notification.created",

@@ -30,12 +30,8 @@ class PendingEvent:
     integration_id: int | None = None  # visible to users with shared access to it, else to all
     user_id: int | None = None  # only for this user (ephemeral events)
     # A personal event for many users at once: (user id, item id) pairs, and `frame` is a
-    # template whose item id is `ID_SLOT` (see `personal_template`).
+    # template whose item id is `ID_SLOT` (see `personal_template` and `personal_frame`).
     recipients: tuple[tuple[int, int], ...] = ()
-
-    def frame_for(self, item_id: int) -> str:
-        """The frame one of `recipients` gets."""
-        return self.frame.replace(ID_SLOT, str(item_id), 1)
 
 
 # orjson escapes every control character, so a raw NUL never occurs in an encoded frame: it
@@ -127,6 +123,11 @@ def personal_template(type_: str, key: str, item: dict[str, Any]) -> str:
     separator = "," if fields != "}" else ""
     head = orjson.dumps({"type": type_, "seq": None}).decode("utf-8")[:-1]
     return f'{head},"data":{{{orjson.dumps(key).decode()}:{{"id":{ID_SLOT}{separator}{fields}}}}}'
+
+
+def personal_frame(template: str, item_id: int) -> str:
+    """The frame of the recipient whose item has `item_id`."""
+    return template.replace(ID_SLOT, str(item_id), 1)
 
 
 def emit_personal(

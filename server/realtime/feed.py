@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,13 +68,18 @@ class AccountFeed:
             if not mine:
                 del self._by_user[connection.user_id]
 
-    def may_see(self, user_id: int, event: WireEvent) -> bool:
-        """Conversation events go to users with shared access; personal ones to their user."""
+    def _viewers(self, event: WireEvent) -> Container[int] | None:
+        """Who may see `event`, None meaning every user of the account: conversation events go
+        to users with shared access, personal ones to their user."""
         if event.user_id is not None:
-            return user_id == event.user_id
+            return (event.user_id,)
         if event.integration_id is not None:
-            return user_id in self.audience.get(event.integration_id, ())
-        return True
+            return self.audience.get(event.integration_id, frozenset())
+        return None
+
+    def may_see(self, user_id: int, event: WireEvent) -> bool:
+        viewers = self._viewers(event)
+        return viewers is None or user_id in viewers
 
     # Events ----------------------------------------------------------------------------------
 
@@ -147,14 +153,14 @@ class AccountFeed:
             metrics.delivery_seconds.observe(max(time.time() - event.published_at, 0.0))
 
     def _audience_of(self, event: WireEvent) -> list[Connection]:
-        """The sockets here that may see `event` (as `may_see`, one set lookup per socket)."""
+        """The sockets here that may see `event` (one set lookup per socket, not `may_see`)."""
         if event.user_id is not None:
             # One user's event: their sockets only, not a scan of everyone's.
             return list(self._by_user.get(event.user_id, {}).values())
-        if event.integration_id is not None:
-            users = self.audience.get(event.integration_id, frozenset())
-            return [c for c in self.connections.values() if c.user_id in users]
-        return list(self.connections.values())
+        viewers = self._viewers(event)
+        if viewers is None:
+            return list(self.connections.values())
+        return [c for c in self.connections.values() if c.user_id in viewers]
 
     def _deliver_personal(self, event: WireEvent) -> int:
         """Each recipient's own frame (e.g. their notification's id) to their sockets here."""

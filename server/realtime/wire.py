@@ -7,7 +7,7 @@
 
 Empty fields mean "none"; "published at" is the committing node's wall clock (for the latency
 metric); recipients (`user:id,user:id`) are those of a personal event, whose frame is then a
-template (`PendingEvent.frame_for`). Frames are single-line JSON, encoded once by the node that
+template (`personal_frame`). Frames are single-line JSON, encoded once by the node that
 committed the event, never again on their way out. A node reads the first line alone to skip
 its own messages.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.domain.events import ID_SLOT, PendingEvent
+from server.domain.events import PendingEvent, personal_frame
 
 VERSION = "sb2"
 
@@ -34,8 +34,8 @@ class WireEvent:
     recipients: tuple[tuple[int, int], ...] = ()
 
     def frame_for(self, item_id: int) -> str:
-        """The frame one of `recipients` gets (see `PendingEvent.frame_for`)."""
-        return self.frame.replace(ID_SLOT, str(item_id), 1)
+        """The frame one of `recipients` gets."""
+        return personal_frame(self.frame, item_id)
 
 
 def channel_for(prefix: str, account_id: int) -> str:
