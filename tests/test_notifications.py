@@ -583,6 +583,35 @@ def test_a_whole_team_hears_of_a_message_each_with_its_own_notification(env: Env
     assert listed(api, agents[0])["items"] == []
 
 
+def stored_notifications(db: Database) -> dict[int, int]:
+    """Rows in the notifications table per conversation, whoever they are for."""
+    with db.write_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT conversation_id, COUNT(*) FROM notifications GROUP BY conversation_id")
+        )
+        return {int(conversation): int(count) for conversation, count in rows}
+
+
+def test_deleting_a_conversation_or_its_app_deletes_its_notifications(env: Env) -> None:
+    """Notifications have no foreign keys (a thousand-agent team writes a thousand rows per
+    message): deleting the conversation, or uninstalling its app, removes them explicitly."""
+    api = env.api
+    team = api.signup(name="Ada Admin")
+    team.add("bob")
+    first = team.install(shared_with=["bob"], name="First")
+    second = team.install(shared_with=["bob"], name="Second")
+    gone = inbound(team, first, "to be deleted", contact="cust-1")
+    kept = inbound(team, first, "stays", contact="cust-2")
+    other = inbound(team, second, "other app", contact="cust-3")
+    assert stored_notifications(env.db) == {gone: 2, kept: 2, other: 2}
+    ok(api.delete(f"/api/v1/conversations/{gone}", team.admin.token), 204)
+    assert stored_notifications(env.db) == {kept: 2, other: 2}
+    assert [n["conversation_id"] for n in listed(api, team["bob"])["items"]] == [other, kept]
+    ok(api.delete(f"/api/v1/integrations/{first['id']}", team.admin.token), 204)
+    assert stored_notifications(env.db) == {other: 2}
+    assert unread(api, team["bob"]) == 1
+
+
 def test_email_escapes_everything_users_and_customers_wrote(env: Env) -> None:
     api = env.api
     team = api.signup(name="Ada <b>Admin</b>")

@@ -17,7 +17,7 @@ from server.domain.services import Actor, Services
 from server.domain.views import conversation_view, link_view, message_view
 from server.errors import AssigneeUnavailable, ReplyWindowClosed, VersionConflict
 from server.providers.registry import provider_type
-from server.state import crm_queries, queries
+from server.state import crm_queries, notification_queries, queries
 from server.state.models import (
     Contact,
     Conversation,
@@ -318,6 +318,7 @@ def delete_conversation(
     conversation, integration = access.get_conversation(session, actor, conversation_id, lock=True)
     access.require_installer(actor, integration)
     session.execute(delete(Event).where(Event.conversation_id == conversation_id))  # type: ignore[arg-type]
+    notification_queries.delete_notifications(session, conversation_id=conversation_id)
     contact = session.get(Contact, conversation.contact_id)
     # The contact goes too (cascading to the conversation and its messages): writing again
     # starts afresh, with no trace of the old history.

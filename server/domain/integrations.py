@@ -14,7 +14,7 @@ from server.domain.events import emit
 from server.domain.services import Actor, Services
 from server.errors import ValidationFailed
 from server.providers.registry import provider_type
-from server.state import queries
+from server.state import notification_queries, queries
 from server.state.models import Event, Integration, User
 
 
@@ -127,6 +127,7 @@ def uninstall(session: Session, services: Services, actor: Actor, *, integration
     integration = get_integration(session, actor, integration_id)
     # Contacts, conversations and messages go by cascade; the log forgets their events too.
     session.execute(delete(Event).where(Event.integration_id == integration_id))  # type: ignore[arg-type]
+    notification_queries.delete_notifications(session, integration_id=integration_id)
     session.delete(integration)
     session.flush()
     _emit_changed(session, services, actor, "integration.deleted", integration_id)

@@ -96,6 +96,22 @@ def add_notifications(
     return [(user, row_id) for user, row_id in connection.execute(statement) if row_id is not None]
 
 
+def delete_notifications(
+    session: Session, *, conversation_id: int | None = None, integration_id: int | None = None
+) -> None:
+    """Every user's notifications about a conversation, or about all of an integration's
+    (notifications have no foreign keys to cascade: see models.Notification)."""
+    if conversation_id is not None:
+        which = col(Notification.conversation_id) == conversation_id
+    else:
+        assert integration_id is not None
+        conversations = select(Conversation.id).where(
+            col(Conversation.integration_id) == integration_id
+        )
+        which = col(Notification.conversation_id).in_(conversations)
+    session.execute(delete(Notification).where(which))
+
+
 def users_wanting_email(
     session: Session,
     *,
