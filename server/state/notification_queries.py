@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Text, delete, func, insert, literal, or_, update
+from sqlalchemy import Integer, Text, bindparam, delete, func, insert, literal, or_, update
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
 from server.state.models import (
@@ -22,32 +24,77 @@ from server.state.models import (
 # Notifications -------------------------------------------------------------------------------
 
 
-def _wanting(
-    integration: Integration,
-    *,
-    channel: str,
-    kind: str,
-    default: bool,
-    user_id: int | None,
-    except_user_id: int | None,
-) -> Any:
+# The hot statements are built once per shape and run with bound values: SQLAlchemy then skips
+# building the expression and its cache key on each call, which cost more than the database's work.
+_USER_ID = bindparam("user_id", type_=Integer)
+_EXCEPT_USER_ID = bindparam("except_user_id", type_=Integer)
+
+
+def _wanting(*, channel: str, kind: str, default: bool, one: bool, all_but_one: bool) -> Any:
     """Users with shared access to the integration (its installer and those it is shared with),
     optionally only one or all but one, whose setting for `channel` and `kind` is on (their
     stored setting, or `default` if they never set it). Evaluated by the database, so that a
-    team of thousands costs no row in Python."""
+    team of thousands costs no row in Python. Binds `integration_id` and `installed_by`
+    (and `user_id` or `except_user_id`)."""
     shared = select(IntegrationAccess.user_id).where(
-        IntegrationAccess.integration_id == integration.id
+        IntegrationAccess.integration_id == bindparam("integration_id", type_=Integer)
     )
     stored = col(User.notification_settings)[(channel, kind)].as_boolean()
     query = select(col(User.id)).where(
-        or_(col(User.id) == integration.installed_by, col(User.id).in_(shared)),
+        or_(
+            col(User.id) == bindparam("installed_by", type_=Integer),
+            col(User.id).in_(shared),
+        ),
         func.coalesce(stored, default),
     )
-    if user_id is not None:
-        query = query.where(col(User.id) == user_id)
-    if except_user_id is not None:
-        query = query.where(col(User.id) != except_user_id)
+    if one:
+        query = query.where(col(User.id) == _USER_ID)
+    if all_but_one:
+        query = query.where(col(User.id) != _EXCEPT_USER_ID)
     return query
+
+
+@cache
+def _add_statement(
+    kind: str, default: bool, one: bool, all_but_one: bool, postgresql: bool
+) -> Executable:
+    who = _wanting(channel="desktop", kind=kind, default=default, one=one, all_but_one=all_but_one)
+    values = who.add_columns(
+        literal(kind),
+        bindparam("conversation_id", type_=Integer),
+        bindparam("title", type_=Text),
+        bindparam("body", type_=Text),
+        bindparam("created_at", type_=UTCDateTime()),
+    )
+    statement = (
+        insert(Notification)
+        .from_select(["user_id", "kind", "conversation_id", "title", "body", "created_at"], values)
+        .returning(col(Notification.user_id), col(Notification.id))
+    )
+    if not postgresql:
+        return statement
+    # Two arrays in one row, converted by psycopg in C: a thousand rows cost as little.
+    added = statement.cte("added")
+    return select(func.array_agg(added.c.user_id), func.array_agg(added.c.id))
+
+
+@cache
+def _email_statement(kind: str, default: bool, one: bool, all_but_one: bool) -> Executable:
+    statement: Executable = _wanting(
+        channel="email", kind=kind, default=default, one=one, all_but_one=all_but_one
+    )
+    return statement
+
+
+def _audience(
+    integration: Integration, user_id: int | None, except_user_id: int | None
+) -> dict[str, Any]:
+    return {
+        "integration_id": integration.id,
+        "installed_by": integration.installed_by,
+        "user_id": user_id,
+        "except_user_id": except_user_id,
+    }
 
 
 def add_notifications(
@@ -65,35 +112,37 @@ def add_notifications(
 ) -> list[tuple[int, int]]:
     """One unread notification for each user `_wanting` it on the desktop, in one statement;
     their (user id, notification id) pairs."""
-    who = _wanting(
-        integration,
-        channel="desktop",
-        kind=kind,
-        default=default,
-        user_id=user_id,
-        except_user_id=except_user_id,
-    )
-    values = who.add_columns(
-        literal(kind),
-        literal(conversation_id),
-        literal(title, Text),
-        literal(body, Text),
-        literal(created_at, UTCDateTime()),
-    )
-    statement = (
-        insert(Notification)
-        .from_select(["user_id", "kind", "conversation_id", "title", "body", "created_at"], values)
-        .returning(col(Notification.user_id), col(Notification.id))
-    )
     connection = session.connection()  # Core, not the ORM's bulk machinery
-    if connection.dialect.name == "postgresql":
-        # Two arrays in one row, converted by psycopg in C: a thousand rows cost as little.
-        added = statement.cte("added")
-        user_ids, ids = connection.execute(
-            select(func.array_agg(added.c.user_id), func.array_agg(added.c.id))
-        ).one()
+    postgresql = connection.dialect.name == "postgresql"
+    statement = _add_statement(
+        kind, default, user_id is not None, except_user_id is not None, postgresql
+    )
+    params = {
+        **_audience(integration, user_id, except_user_id),
+        "conversation_id": conversation_id,
+        "title": title,
+        "body": body,
+        "created_at": created_at,
+    }
+    if postgresql:
+        user_ids, ids = connection.execute(statement, params).one()
         return list(zip(user_ids or [], ids or [], strict=True))
-    return [(user, row_id) for user, row_id in connection.execute(statement) if row_id is not None]
+    rows = connection.execute(statement, params)
+    return [(user, row_id) for user, row_id in rows if row_id is not None]
+
+
+def users_wanting_email(
+    session: Session,
+    *,
+    integration: Integration,
+    kind: str,
+    default: bool,
+    user_id: int | None = None,
+    except_user_id: int | None = None,
+) -> list[int]:
+    statement = _email_statement(kind, default, user_id is not None, except_user_id is not None)
+    params = _audience(integration, user_id, except_user_id)
+    return sorted(int(i) for i in session.connection().execute(statement, params).scalars())
 
 
 def delete_notifications(
@@ -110,26 +159,6 @@ def delete_notifications(
         )
         which = col(Notification.conversation_id).in_(conversations)
     session.execute(delete(Notification).where(which))
-
-
-def users_wanting_email(
-    session: Session,
-    *,
-    integration: Integration,
-    kind: str,
-    default: bool,
-    user_id: int | None = None,
-    except_user_id: int | None = None,
-) -> list[int]:
-    who = _wanting(
-        integration,
-        channel="email",
-        kind=kind,
-        default=default,
-        user_id=user_id,
-        except_user_id=except_user_id,
-    )
-    return sorted(int(i) for i in session.execute(who).scalars())
 
 
 def _notifications_of(user_id: int, integration_ids: Sequence[int]) -> Any:

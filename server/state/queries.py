@@ -6,9 +6,22 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, case, cast, delete, func, insert, literal, or_, update
+from sqlalchemy import (
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
 from server.state.models import (
@@ -365,6 +378,37 @@ def events_between(
     return session.exec(query.order_by(col(Event.seq))).all()
 
 
+# Built once, run with bound values (see notification_queries). The names of the bound values
+# are no column's: in an UPDATE or INSERT, a value named like a column would also be written.
+_BUMP_SEQ = (
+    update(Account)
+    .where(col(Account.id) == bindparam("bump_account", type_=Integer))
+    .values(event_seq=col(Account.event_seq) + 1)
+    .returning(col(Account.event_seq))
+)
+
+
+def _append_event_statement() -> Executable:
+    """PostgreSQL: take the seq and log the event in one statement."""
+    taken = _BUMP_SEQ.cte("taken")
+    values = core_select(
+        bindparam("bump_account", type_=Integer),
+        taken.c.event_seq,
+        bindparam("event_type", type_=Text),
+        bindparam("event_integration", type_=Integer),
+        bindparam("event_conversation", type_=Integer),
+        bindparam("frame_head", type_=Text)
+        + cast(taken.c.event_seq, Text)
+        + bindparam("frame_tail", type_=Text),
+        bindparam("event_at", type_=UTCDateTime()),
+    )
+    columns = ["account_id", "seq", "type", "integration_id", "conversation_id", "frame"]
+    return insert(Event).from_select([*columns, "created_at"], values).returning(col(Event.seq))
+
+
+_APPEND_EVENT = _append_event_statement()
+
+
 def append_event(
     session: Session,
     *,
@@ -379,41 +423,30 @@ def append_event(
     """Take the account's next seq and log the event under it, its frame being
     `frame_head + seq + frame_tail`; returns the seq. On PostgreSQL one statement: the account
     row stays locked until commit, so the fewer round trips after taking it, the better."""
-    bump = (
-        update(Account)
-        .where(col(Account.id) == account_id)
-        .values(event_seq=col(Account.event_seq) + 1)
-        .returning(col(Account.event_seq))
-    )
-    if session.get_bind().dialect.name != "postgresql":
-        seq = int(session.execute(bump).scalar_one())
-        session.add(
-            Event(
-                account_id=account_id,
-                seq=seq,
-                type=type_,
-                integration_id=integration_id,
-                conversation_id=conversation_id,
-                frame=f"{frame_head}{seq}{frame_tail}",
-                created_at=created_at,
-            )
-        )
-        return seq
-    taken = bump.cte("taken")
-    values = core_select(
-        literal(account_id, Integer),
-        taken.c.event_seq,
-        literal(type_, Text),
-        literal(integration_id, Integer),
-        literal(conversation_id, Integer),
-        literal(frame_head, Text) + cast(taken.c.event_seq, Text) + literal(frame_tail, Text),
-        literal(created_at, UTCDateTime()),
-    )
-    columns = ["account_id", "seq", "type", "integration_id", "conversation_id", "frame"]
-    statement = (
-        insert(Event).from_select([*columns, "created_at"], values).returning(col(Event.seq))
-    )
-    return int(session.execute(statement).scalar_one())
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        params = {
+            "bump_account": account_id,
+            "event_type": type_,
+            "event_integration": integration_id,
+            "event_conversation": conversation_id,
+            "frame_head": frame_head,
+            "frame_tail": frame_tail,
+            "event_at": created_at,
+        }
+        return int(connection.execute(_APPEND_EVENT, params).scalar_one())
+    seq = int(connection.execute(_BUMP_SEQ, {"bump_account": account_id}).scalar_one())
+    row = {
+        "account_id": account_id,
+        "seq": seq,
+        "type": type_,
+        "integration_id": integration_id,
+        "conversation_id": conversation_id,
+        "frame": f"{frame_head}{seq}{frame_tail}",
+        "created_at": created_at,
+    }
+    connection.execute(insert(Event), row)
+    return seq
 
 
 def event_seqs(session: Session, *, account_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
