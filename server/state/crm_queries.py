@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import Integer, bindparam, func, or_
 from sqlmodel import Session, col, select
 
 from server.state.models import CrmLink, Deal, Lead, Message, Note, Person
@@ -73,16 +73,19 @@ def links_of(session: Session, *, conversation_ids: Iterable[int]) -> dict[int, 
     return links
 
 
+_LINKS_FOR_UPDATE = (
+    select(CrmLink)
+    .where(col(CrmLink.conversation_id) == bindparam("conversation", type_=Integer))
+    .order_by(col(CrmLink.id))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def links_for_update(session: Session, *, conversation_id: int) -> Sequence[CrmLink]:
-    """The conversation's links, locked (in id order, so lockers queue instead of deadlocking)."""
-    query = (
-        select(CrmLink)
-        .where(col(CrmLink.conversation_id) == conversation_id)
-        .order_by(col(CrmLink.id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return session.exec(query).all()
+    """The conversation's links, locked (in id order, so lockers queue instead of deadlocking).
+    Built once: it runs for every inbound message (see queries.append_event)."""
+    return session.exec(_LINKS_FOR_UPDATE, params={"conversation": conversation_id}).all()
 
 
 def link_by_id(session: Session, *, conversation_id: int, link_id: int) -> CrmLink | None:

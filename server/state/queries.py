@@ -183,20 +183,35 @@ def replace_access(session: Session, *, integration_id: int, user_ids: Iterable[
         session.add(IntegrationAccess(integration_id=integration_id, user_id=user_id))
 
 
+# The lookups of every inbound message, built once (see append_event).
+_CONTACT_BY_HANDLE = select(Contact).where(
+    col(Contact.integration_id) == bindparam("integration", type_=Integer),
+    col(Contact.handle) == bindparam("handle", type_=Text),
+)
+_CONVERSATION_BY_CONTACT = select(Conversation).where(
+    col(Conversation.contact_id) == bindparam("contact", type_=Integer)
+)
+_CONVERSATION_BY_CONTACT_LOCKED = _CONVERSATION_BY_CONTACT.with_for_update()
+_MESSAGE_BY_EXTERNAL_ID = select(Message).where(
+    col(Message.integration_id) == bindparam("integration", type_=Integer),
+    col(Message.external_id) == bindparam("external_id", type_=Text),
+)
+
+
 def contact_by_handle(session: Session, *, integration_id: int, handle: str) -> Contact | None:
-    query = select(Contact).where(
-        col(Contact.integration_id) == integration_id, col(Contact.handle) == handle
-    )
-    return session.execute(query).scalars().first()
+    params = {"integration": integration_id, "handle": handle}
+    contact: Contact | None = session.execute(_CONTACT_BY_HANDLE, params).scalars().first()
+    return contact
 
 
 def conversation_by_contact(
     session: Session, *, contact_id: int, lock: bool = False
 ) -> Conversation | None:
-    query = select(Conversation).where(Conversation.contact_id == contact_id)
-    if lock:
-        query = query.with_for_update()
-    return session.execute(query).scalars().first()
+    query = _CONVERSATION_BY_CONTACT_LOCKED if lock else _CONVERSATION_BY_CONTACT
+    conversation: Conversation | None = (
+        session.execute(query, {"contact": contact_id}).scalars().first()
+    )
+    return conversation
 
 
 def conversation_by_id(
@@ -213,10 +228,9 @@ def conversation_by_id(
 def message_by_external_id(
     session: Session, *, integration_id: int, external_id: str
 ) -> Message | None:
-    query = select(Message).where(
-        col(Message.integration_id) == integration_id, col(Message.external_id) == external_id
-    )
-    return session.execute(query).scalars().first()
+    params = {"integration": integration_id, "external_id": external_id}
+    message: Message | None = session.execute(_MESSAGE_BY_EXTERNAL_ID, params).scalars().first()
+    return message
 
 
 def messages_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Message]:
