@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from server.config import Settings
 from server.domain.events import PendingEvent, seal
+from server.domain.integrations import IntegrationSecrets
 from server.domain.services import Services
 from server.metrics import Metrics
 from server.providers.base import Provider
@@ -23,8 +24,10 @@ from server.security.ratelimit import RateLimiter
 if TYPE_CHECKING:
     from server.realtime.service import Realtime
 from server.state.db import Database
+from server.state.ttl_cache import TtlCache
 
 T = TypeVar("T")
+INTEGRATION_SECRETS_TTL = 2.0  # seconds
 
 
 class Runtime:
@@ -52,6 +55,12 @@ class Runtime:
         # One pooled HTTP client for every call to providers' APIs.
         self.http = http
         self.providers: dict[str, Provider] = build_providers(settings, http)
+        # Each webhook's integration and decrypted settings, kept a moment: at 20 messages/s
+        # reading them costs more than storing the message. A change made here drops the copy;
+        # other nodes' copies expire (a webhook failing its check is checked again, read anew).
+        self.integration_secrets: TtlCache[int, IntegrationSecrets] = TtlCache(
+            ttl=INTEGRATION_SECRETS_TTL, size=10_000
+        )
         # Bounded like the connection pool, so threads never queue on a pool checkout.
         self._limiter = CapacityLimiter(30)
         # Set by the outbound worker at start: tells it a reply was just committed.

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from server.security.signatures import sign_sha256
 from server.state.db import Database
-from tests.support import Api, Team, event_log
+from tests.support import Api, LiveServer, Team, event_log
 
 MIB = 1024 * 1024
 
@@ -286,6 +286,46 @@ def test_an_unknown_integration_is_404(api: Api, db: Database) -> None:
     mark = latest_seq(db, team.account_id)
     r = api.inbound(integration["id"] + 1000, integration["secret"])
     assert_error(r, 404, "not_found")
+    assert new_event_types(db, team.account_id, mark) == []
+
+
+# Changes made by another node ------------------------------------------------------------------
+# A node keeps each integration's settings for a couple of seconds (Runtime.integration_secrets).
+# Changes written straight to the database play the part of another node's, which this node's
+# copy does not hear of.
+
+
+def test_a_secret_changed_by_another_node_is_accepted_at_once(
+    api: Api, db: Database, server: LiveServer
+) -> None:
+    team = api.signup()
+    integration = team.install(secret="before")
+    assert api.inbound(integration["id"], "before").status_code == 200  # now cached here
+    sealed = server.runtime.services.box.seal({"webhook_secret": "after"})
+    with db.write_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE integrations SET config_secret = :s WHERE id = :i"),
+            {"s": sealed, "i": integration["id"]},
+        )
+    # The cached secret refuses it, so the node reads the integration again before deciding.
+    accepted = api.inbound(integration["id"], "after", text="signed with the new secret")
+    assert accepted.status_code == 200, accepted.text
+    assert_error(api.inbound(integration["id"], "before"), 403, "forbidden")
+    assert stored(db, integration["id"])["messages"] == 2
+
+
+def test_an_integration_deleted_by_another_node_is_404_and_stores_nothing(
+    api: Api, db: Database
+) -> None:
+    team = api.signup()
+    integration = team.install()
+    assert team.inbound(integration).status_code == 200  # now cached here
+    with db.write_engine.begin() as conn:
+        conn.execute(text("DELETE FROM integrations WHERE id = :i"), {"i": integration["id"]})
+    mark = latest_seq(db, team.account_id)
+    r = team.inbound(integration, contact="cust-new", text="too late")
+    assert_error(r, 404, "not_found")
+    assert stored(db, integration["id"]) == NOTHING
     assert new_event_types(db, team.account_id, mark) == []
 
 

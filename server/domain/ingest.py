@@ -43,11 +43,14 @@ def _contact(
             with session.begin_nested():
                 session.add(contact)
                 session.flush()
-        except IntegrityError:  # the same contact's first message arrived twice at once
+        except IntegrityError:
+            # The same contact's first message arrived twice at once; or the integration is gone
+            # (deleted since its webhook was verified), which the caller must hear of.
             contact = queries.contact_by_handle(
                 session, integration_id=integration.id, handle=inbound.contact_handle
             )
-            assert contact is not None
+            if contact is None:
+                raise
     elif inbound.contact_name and inbound.contact_name != contact.name:
         contact.name = inbound.contact_name
         session.add(contact)
@@ -74,9 +77,10 @@ def _conversation(
         with session.begin_nested():
             session.add(conversation)
             session.flush()
-    except IntegrityError:
+    except IntegrityError:  # the same contact's conversation was started twice at once
         found = queries.conversation_by_contact(session, contact_id=contact.id, lock=True)
-        assert found is not None
+        if found is None:
+            raise
         return found, False
     return conversation, True
 

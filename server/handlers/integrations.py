@@ -88,13 +88,18 @@ async def patch(request: Request) -> Response:
         s.flush()
         return _one(s, actor, integration_id, rt.settings.public_url)
 
-    return JSONResponse(await rt.write(work))
+    updated = await rt.write(work)
+    rt.integration_secrets.forget(integration_id)  # other nodes' copies expire within seconds
+    return JSONResponse(updated)
 
 
 async def delete(request: Request) -> Response:
     actor = await authenticate(request, method=request.method)
     rt = runtime(request)
+    integration_id = path_id(request)
     await rt.write(
-        lambda s: integrations.uninstall(s, rt.services, actor, integration_id=path_id(request))
+        lambda s: integrations.uninstall(s, rt.services, actor, integration_id=integration_id)
     )
+    # A webhook verified by another node's copy meanwhile finds no integration to write to.
+    rt.integration_secrets.forget(integration_id)
     return Response(status_code=204)

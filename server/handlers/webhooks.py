@@ -27,6 +27,27 @@ from server.state import queries
 from server.state.models import Integration
 
 
+async def _secrets(
+    request: Request, provider: Provider, integration_id: int, *, fresh: bool = False
+) -> tuple[IntegrationSecrets, bool]:
+    """The integration and its settings, from this node's cache unless `fresh`; and whether they
+    came from the cache (a few seconds old at most: see `Runtime.integration_secrets`)."""
+    rt = runtime(request)
+    found = None if fresh else rt.integration_secrets.get(integration_id)
+    cached = found is not None
+    if found is None:
+        found = await rt.read(
+            lambda s: integrations.secrets_for(
+                s, rt.services, integration_id=integration_id, provider=provider.name
+            )
+        )
+        if found is not None:
+            rt.integration_secrets.put(integration_id, found)
+    if found is None or found.integration.provider != provider.name:
+        raise NotFound("No such integration.")
+    return found, cached
+
+
 async def _verified(
     request: Request, provider: Provider
 ) -> tuple[WebhookRequest, IntegrationSecrets]:
@@ -35,13 +56,7 @@ async def _verified(
     integration_id = path_id(request)
     await _within_rate(request, integration_id)
     raw = await read_body(request)
-    found = await rt.read(
-        lambda s: integrations.secrets_for(
-            s, rt.services, integration_id=integration_id, provider=provider.name
-        )
-    )
-    if found is None:
-        raise NotFound("No such integration.")
+    found, cached = await _secrets(request, provider, integration_id)
     webhook = WebhookRequest(
         # Providers sign the URL they called: as the public sees it, not as a proxy forwards it.
         url=rt.settings.public_url
@@ -51,7 +66,12 @@ async def _verified(
         headers={k.lower(): v for k, v in request.headers.items()},
         query=dict(request.query_params),
     )
-    if not provider.verify(webhook, public=found.public, secrets=found.secrets):
+    valid = provider.verify(webhook, public=found.public, secrets=found.secrets)
+    if not valid and cached:
+        # Its secret may have changed a moment ago on another node: only the database can tell.
+        found, _ = await _secrets(request, provider, integration_id, fresh=True)
+        valid = provider.verify(webhook, public=found.public, secrets=found.secrets)
+    if not valid:
         rt.metrics.webhooks.labels(provider.name, "bad_signature").inc()
         raise Forbidden("The webhook signature is missing or wrong.")
     return webhook, found
@@ -156,13 +176,7 @@ async def messenger_handshake(request: Request) -> Response:
     provider = _messenger(request)
     integration_id = path_id(request)
     await _within_rate(request, integration_id)
-    found = await rt.read(
-        lambda s: integrations.secrets_for(
-            s, rt.services, integration_id=integration_id, provider=provider.name
-        )
-    )
-    if found is None:
-        raise NotFound("No such integration.")
+    found, _ = await _secrets(request, provider, integration_id, fresh=True)
     challenge = provider.handshake(dict(request.query_params), found.secrets)
     if challenge is None:
         rt.metrics.webhooks.labels(provider.name, "bad_verify_token").inc()
