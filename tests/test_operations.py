@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from server.clock import system_clock
 from server.config import Settings
 from server.handlers.routes import ENDPOINTS
 from server.logs import JsonFormatter
+from server.serving import GC_THRESHOLDS
 from server.state.migrate import MIGRATIONS
 from tests.support import TABLES, Api, LiveServer, settings_for, wait_for
 from tests.support import TestClock as FakeClock  # not collected as a test class
@@ -152,6 +154,16 @@ def test_a_wrong_method_is_405_in_the_envelope(api: Api) -> None:
         ("POST", "/api/v1/conversations/1"),
     ):
         assert_error(api.request(method, path), 405, "method_not_allowed")
+
+
+def test_a_started_server_collects_rarely_and_never_rescans_its_startup_objects(
+    api: Api,
+) -> None:
+    """docs/PERFORMANCE.md: the default thresholds collected several times per inbound message,
+    each full collection rescanning every module and mapper."""
+    assert api.get("/healthz").status_code == 200
+    assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_freeze_count() > 10_000
 
 
 def test_get_on_a_post_only_endpoint_is_405(api: Api) -> None:
