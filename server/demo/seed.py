@@ -30,7 +30,7 @@ from server.domain.ingest import ingest_inbound_message
 from server.domain.services import Actor, Services
 from server.errors import EmailTaken
 from server.providers.base import InboundMessage, SendResult, StatusUpdate, Watermark
-from server.state import queries
+from server.state import account_queries
 from server.state.db import Database
 from server.state.migrate import upgrade
 from server.state.models import Account, Integration, User
@@ -134,18 +134,18 @@ def is_demo_email(email: str) -> bool:
 
 
 def _find(session: Session, services: Services, *, created: bool = False) -> DemoWorkspace | None:
-    admin = queries.user_by_email(session, email=content.ADMIN.email)
+    admin = account_queries.user_by_email(session, email=content.ADMIN.email)
     if admin is None:
         return None
     account = session.get(Account, admin.account_id)
     assert account is not None and account.id is not None
     users = tuple(
         DemoUser(u.id or 0, u.email.split("@")[0], u.name, u.email, u.role, u.available)
-        for u in queries.users_of_account(session, account_id=account.id)
+        for u in account_queries.users_of_account(session, account_id=account.id)
         if is_demo_email(u.email)
     )
     channels = []
-    for integration in queries.integrations_of_account(session, account_id=account.id):
+    for integration in account_queries.integrations_of_account(session, account_id=account.id):
         channel = _channel(services, integration)
         if channel is not None:
             channels.append(channel)

@@ -6,7 +6,7 @@ from sqlmodel import Session
 
 from server.domain.services import Actor
 from server.errors import Forbidden, NotFound
-from server.state import queries
+from server.state import account_queries, conversation_queries
 from server.state.models import Conversation, Integration
 
 
@@ -22,14 +22,16 @@ def has_shared_access(session: Session, actor: Actor, integration: Integration) 
     if integration.installed_by == actor.user_id:
         return True
     assert integration.id is not None
-    return queries.has_access_row(session, integration_id=integration.id, user_id=actor.user_id)
+    return account_queries.has_access_row(
+        session, integration_id=integration.id, user_id=actor.user_id
+    )
 
 
 def user_has_shared_access(session: Session, integration: Integration, user_id: int) -> bool:
     if integration.installed_by == user_id:
         return True
     assert integration.id is not None
-    return queries.has_access_row(session, integration_id=integration.id, user_id=user_id)
+    return account_queries.has_access_row(session, integration_id=integration.id, user_id=user_id)
 
 
 def can_see_integration(session: Session, actor: Actor, integration: Integration) -> bool:
@@ -50,7 +52,7 @@ def get_conversation(
     session: Session, actor: Actor, conversation_id: int, *, lock: bool = False
 ) -> tuple[Conversation, Integration]:
     """The conversation if the actor has shared access to it; 404 otherwise, never revealing it."""
-    conversation = queries.conversation_by_id(
+    conversation = conversation_queries.conversation_by_id(
         session, account_id=actor.account_id, conversation_id=conversation_id, lock=lock
     )
     if conversation is None:
@@ -71,7 +73,7 @@ def require_installer(actor: Actor, integration: Integration) -> None:
 def audience_map(session: Session, *, account_id: int) -> dict[int, frozenset[int]]:
     """Per integration of the account, the users with shared access: who may see its events."""
     users: dict[int, set[int]] = {}
-    for integration_id, installer, shared_user in queries.access_rows(
+    for integration_id, installer, shared_user in account_queries.access_rows(
         session, account_id=account_id
     ):
         members = users.setdefault(integration_id, {installer})

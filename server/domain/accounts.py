@@ -18,7 +18,7 @@ from server.domain.views import user_view
 from server.errors import EmailTaken, NotFound, RateLimited, TooManyTokens, ValidationFailed
 from server.security.passwords import hash_password, verify_password
 from server.security.tokens import new_token, token_hash
-from server.state import queries
+from server.state import account_queries
 from server.state.models import Account, ApiToken, LoginFailure, User
 
 ROLES = ("admin", "agent")
@@ -135,7 +135,7 @@ def _new_user(
     if role not in ROLES:
         raise ValidationFailed(fields={"role": f"must be one of {', '.join(ROLES)}"})
     check_password(password, email=email, name=name)
-    if queries.user_by_email(session, email=email) is not None:
+    if account_queries.user_by_email(session, email=email) is not None:
         raise EmailTaken()
     now = services.now()
     user = User(
@@ -218,14 +218,14 @@ def log_in(
     """A session token for good credentials; for bad ones, a recorded failure and the delay
     its answer waits (the caller sleeps it: a guessing client slows down, others do not)."""
     now = services.now()
-    failures = queries.recent_login_failures(session, email=email, since=now - LOGIN_WINDOW)
+    failures = account_queries.recent_login_failures(session, email=email, since=now - LOGIN_WINDOW)
     if len(failures) >= LOGIN_MAX_FAILURES:
         oldest = failures[-LOGIN_MAX_FAILURES]
         retry_after = (oldest + LOGIN_WINDOW) - now
         raise RateLimited(
             max(int(retry_after.total_seconds()) + 1, 1), "Too many failed logins; try again later."
         )
-    user = queries.user_by_email(session, email=email)
+    user = account_queries.user_by_email(session, email=email)
     if user is None or not verify_password(user.password_hash, password):
         session.add(LoginFailure(email=email.lower(), at=now))
         settings = services.settings
@@ -244,7 +244,7 @@ def revoke_token(session: Session, *, token: str) -> None:
 
 def authenticate(session: Session, services: Services, *, token: str) -> Credential | None:
     now = services.now()
-    found = queries.credential_by_token_hash(session, token_hash=token_hash(token), now=now)
+    found = account_queries.credential_by_token_hash(session, token_hash=token_hash(token), now=now)
     if found is None:
         return None
     user, row = found
@@ -256,7 +256,9 @@ def authenticate(session: Session, services: Services, *, token: str) -> Credent
 def mark_token_used(session: Session, services: Services, *, token_id: int) -> None:
     """Record that a token was just used (callers do it when `Credential.touch_due`)."""
     now = services.now()
-    queries.touch_token(session, token_id=token_id, now=now, unless_after=now - LAST_USED_PRECISION)
+    account_queries.touch_token(
+        session, token_id=token_id, now=now, unless_after=now - LAST_USED_PRECISION
+    )
 
 
 # Token management: a user's own API tokens and sessions ---------------------------------------
@@ -267,7 +269,7 @@ def list_tokens(
 ) -> list[ApiToken]:
     """The caller's API tokens and unexpired sessions, oldest first."""
     return list(
-        queries.tokens_of_user(
+        account_queries.tokens_of_user(
             session, user_id=actor.user_id, now=services.now(), after_id=after_id, limit=limit
         )
     )
@@ -277,7 +279,7 @@ def create_api_token(
     session: Session, services: Services, actor: Actor, *, name: str | None
 ) -> tuple[str, ApiToken]:
     """A new API token for the caller: the secret (shown once) and its row."""
-    if queries.count_tokens(session, user_id=actor.user_id, kind="api") >= MAX_API_TOKENS:
+    if account_queries.count_tokens(session, user_id=actor.user_id, kind="api") >= MAX_API_TOKENS:
         raise TooManyTokens(f"A user may hold at most {MAX_API_TOKENS} API tokens; revoke some.")
     user = get_user(session, actor, actor.user_id)
     token, row = _issue_token(session, user, kind="api", now=services.now(), name=name)
@@ -334,7 +336,7 @@ def update_notification_settings(
 
 def list_users(session: Session, actor: Actor, *, after_id: int, limit: int) -> list[User]:
     return list(
-        queries.users_of_account(
+        account_queries.users_of_account(
             session, account_id=actor.account_id, after_id=after_id, limit=limit
         )
     )

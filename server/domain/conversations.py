@@ -17,7 +17,7 @@ from server.domain.services import Actor, Services
 from server.domain.views import conversation_view, link_view, message_view
 from server.errors import AssigneeUnavailable, ReplyWindowClosed, VersionConflict
 from server.providers.registry import provider_type
-from server.state import crm_queries, notification_queries, queries
+from server.state import account_queries, conversation_queries, crm_queries, notification_queries
 from server.state.models import (
     Contact,
     Conversation,
@@ -51,11 +51,13 @@ def present(
     last = (
         session.get(Message, conversation.last_message_id) if conversation.last_message_id else None
     )
-    names = queries.user_names(session, ids=[last.sender_user_id if last else None])
+    names = account_queries.user_names(session, ids=[last.sender_user_id if last else None])
     viewer = None
     if viewer_id is not None:
         assert conversation.id is not None
-        mark = queries.read_mark(session, conversation_id=conversation.id, user_id=viewer_id)
+        mark = conversation_queries.read_mark(
+            session, conversation_id=conversation.id, user_id=viewer_id
+        )
         viewer = (viewer_id, mark.read_inbound_count if mark else 0)
     if links is None:
         links = crm_queries.links_of(session, conversation_ids=[conversation.id or 0])[
@@ -80,7 +82,7 @@ def present_message(
     return message_view(
         message,
         contact=contact,
-        user_names=queries.user_names(session, ids=[message.sender_user_id]),
+        user_names=account_queries.user_names(session, ids=[message.sender_user_id]),
     )
 
 
@@ -169,10 +171,10 @@ def list_conversations(
     after: tuple[datetime, int] | None,
     limit: int,
 ) -> Page:
-    integration_ids = queries.accessible_integration_ids(
+    integration_ids = account_queries.accessible_integration_ids(
         session, account_id=actor.account_id, user_id=actor.user_id
     )
-    rows = queries.conversation_rows(
+    rows = conversation_queries.conversation_rows(
         session,
         account_id=actor.account_id,
         viewer_id=actor.user_id,
@@ -181,10 +183,10 @@ def list_conversations(
         after=after,
         limit=limit + 1,
     )
-    last = queries.messages_by_id(
+    last = conversation_queries.messages_by_id(
         session, ids=[c.last_message_id for c, *_ in rows if c.last_message_id]
     )
-    names = queries.user_names(session, ids=[m.sender_user_id for m in last.values()])
+    names = account_queries.user_names(session, ids=[m.sender_user_id for m in last.values()])
     links = crm_queries.links_of(session, conversation_ids=[c.id or 0 for c, *_ in rows[:limit]])
     items = [
         conversation_view(
@@ -211,10 +213,10 @@ def get_conversation(session: Session, actor: Actor, *, conversation_id: int) ->
 
 
 def inbox_summary(session: Session, actor: Actor) -> dict[str, Any]:
-    integration_ids = queries.accessible_integration_ids(
+    integration_ids = account_queries.accessible_integration_ids(
         session, account_id=actor.account_id, user_id=actor.user_id
     )
-    counts = queries.section_counts(
+    counts = conversation_queries.section_counts(
         session,
         account_id=actor.account_id,
         viewer_id=actor.user_id,
@@ -229,12 +231,12 @@ def list_messages(
     session: Session, actor: Actor, *, conversation_id: int, before_id: int | None, limit: int
 ) -> Page:
     conversation, _ = access.get_conversation(session, actor, conversation_id)
-    rows = queries.messages_page(
+    rows = conversation_queries.messages_page(
         session, conversation_id=conversation_id, before_id=before_id, limit=limit
     )
     contact = session.get(Contact, conversation.contact_id)
     assert contact is not None
-    names = queries.user_names(session, ids=[m.sender_user_id for m in rows[:limit]])
+    names = account_queries.user_names(session, ids=[m.sender_user_id for m in rows[:limit]])
     items = [message_view(m, contact=contact, user_names=names) for m in rows[:limit]]
     next_after = (rows[limit - 1].id,) if len(rows) > limit else None
     return Page(items, next_after)
@@ -247,7 +249,9 @@ def mark_read(session: Session, services: Services, actor: Actor, *, conversatio
     """My unread count for the conversation becomes 0. Private to me: no account event."""
     conversation, _ = access.get_conversation(session, actor, conversation_id)
     assert conversation.id is not None
-    mark = queries.read_mark(session, conversation_id=conversation.id, user_id=actor.user_id)
+    mark = conversation_queries.read_mark(
+        session, conversation_id=conversation.id, user_id=actor.user_id
+    )
     if mark is None:
         mark = ReadMark(conversation_id=conversation.id, user_id=actor.user_id)
     mark.read_inbound_count = conversation.inbound_count

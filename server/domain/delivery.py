@@ -20,7 +20,7 @@ from server.providers.base import (
     Watermark,
 )
 from server.providers.registry import provider_type
-from server.state import queries
+from server.state import conversation_queries
 from server.state.models import (
     Contact,
     Conversation,
@@ -157,7 +157,7 @@ def _early_statuses(
     """Statuses that arrived before the send was recorded, taken out of the waiting room."""
     if not external_id:
         return []
-    early = queries.early_statuses(
+    early = conversation_queries.early_statuses(
         session, integration_id=message.integration_id, external_id=external_id
     )
     for row in early:
@@ -214,12 +214,12 @@ def apply_status(
     session: Session, services: Services, *, integration_id: int, update: StatusUpdate
 ) -> bool:
     """A provider's delivery news about one reply; True if the message changed."""
-    message = queries.message_by_external_id(
+    message = conversation_queries.message_by_external_id(
         session, integration_id=integration_id, external_id=update.external_id
     )
     if message is None:
         # Perhaps news of a reply whose send we have not recorded yet: keep it for `record_sent`.
-        queries.keep_early_status(
+        conversation_queries.keep_early_status(
             session,
             integration_id=integration_id,
             external_id=update.external_id,
@@ -240,16 +240,16 @@ def apply_watermark(
     session: Session, services: Services, *, integration_id: int, watermark: Watermark
 ) -> int:
     """Every reply to the contact sent up to the watermark reached its status; returns how many."""
-    contact = queries.contact_by_handle(
+    contact = conversation_queries.contact_by_handle(
         session, integration_id=integration_id, handle=watermark.contact_handle
     )
     if contact is None or contact.id is None:
         return 0
-    conversation = queries.conversation_by_contact(session, contact_id=contact.id)
+    conversation = conversation_queries.conversation_by_contact(session, contact_id=contact.id)
     if conversation is None or conversation.id is None:
         return 0
     changed = 0
-    for message in queries.outbound_up_to(
+    for message in conversation_queries.outbound_up_to(
         session, conversation_id=conversation.id, up_to=watermark.up_to
     ):
         # A reply still queued (waiting for a retry) was not sent, whatever its time says; and

@@ -24,7 +24,7 @@ from server.clock import as_utc
 from server.domain import access
 from server.domain.accounts import notification_settings
 from server.domain.services import Services
-from server.state import notification_queries, queries
+from server.state import conversation_queries, notification_queries
 from server.state.models import Contact, Conversation, EmailDigest, Integration, User
 
 BURST_WINDOW = timedelta(minutes=5)
@@ -120,7 +120,7 @@ def claim(session: Session, services: Services, *, digest_id: int) -> ClaimedEma
     if len(items) != len(digest.items):
         digest.items = items
         session.add(digest)
-    found = queries.messages_by_id(
+    found = conversation_queries.messages_by_id(
         session, ids=[int(i["message_id"]) for i in items if i.get("message_id")]
     )
     messages = [found[i] for i in sorted(found)]
@@ -155,7 +155,7 @@ def _still_wanted(
     if not access.user_has_shared_access(session, integration, user.id):
         return []
     wanted = notification_settings(user)["email"]
-    mark = queries.read_mark(session, conversation_id=conversation.id, user_id=user.id)
+    mark = conversation_queries.read_mark(session, conversation_id=conversation.id, user_id=user.id)
     seen = as_utc(mark.read_at) if mark is not None else None
     kept = []
     for item in digest.items:

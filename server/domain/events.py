@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from sqlmodel import Session
 
-from server.state import queries
+from server.state import event_queries
 from server.state.db import PENDING_EVENTS
 
 
@@ -94,7 +94,7 @@ def seal(session: Session) -> list[PendingEvent]:
             sealed.append(item)
             continue
         head, tail = frame_around_seq(item.type, item.data)
-        seq = queries.append_event(
+        seq = event_queries.append_event(
             session,
             account_id=item.account_id,
             type_=item.type,

@@ -14,7 +14,7 @@ from server.domain.conversations import emit_conversation_event, emit_message_cr
 from server.domain.notifications import notify_inbound
 from server.domain.services import Services
 from server.providers.base import InboundMessage
-from server.state import queries
+from server.state import conversation_queries
 from server.state.models import Contact, Conversation, Integration, Message
 
 
@@ -29,7 +29,7 @@ def _contact(
     session: Session, integration: Integration, inbound: InboundMessage, now: datetime
 ) -> Contact:
     assert integration.id is not None
-    contact = queries.contact_by_handle(
+    contact = conversation_queries.contact_by_handle(
         session, integration_id=integration.id, handle=inbound.contact_handle
     )
     if contact is None:
@@ -46,7 +46,7 @@ def _contact(
         except IntegrityError:
             # The same contact's first message arrived twice at once; or the integration is gone
             # (deleted since its webhook was verified), which the caller must hear of.
-            contact = queries.contact_by_handle(
+            contact = conversation_queries.contact_by_handle(
                 session, integration_id=integration.id, handle=inbound.contact_handle
             )
             if contact is None:
@@ -61,7 +61,9 @@ def _conversation(
     session: Session, integration: Integration, contact: Contact, now: datetime
 ) -> tuple[Conversation, bool]:
     assert contact.id is not None and integration.id is not None
-    conversation = queries.conversation_by_contact(session, contact_id=contact.id, lock=True)
+    conversation = conversation_queries.conversation_by_contact(
+        session, contact_id=contact.id, lock=True
+    )
     if conversation is not None:
         return conversation, False
     conversation = Conversation(
@@ -78,7 +80,9 @@ def _conversation(
             session.add(conversation)
             session.flush()
     except IntegrityError:  # the same contact's conversation was started twice at once
-        found = queries.conversation_by_contact(session, contact_id=contact.id, lock=True)
+        found = conversation_queries.conversation_by_contact(
+            session, contact_id=contact.id, lock=True
+        )
         if found is None:
             raise
         return found, False
@@ -97,7 +101,7 @@ def ingest_inbound_message(
     conversation, created = _conversation(session, integration, contact, at)
     # A provider's retry: looked for under the conversation's lock, so that a retry racing the
     # first delivery waits for it and finds its message.
-    seen = queries.message_by_external_id(
+    seen = conversation_queries.message_by_external_id(
         session, integration_id=integration.id, external_id=inbound.external_id
     )
     if seen is not None:

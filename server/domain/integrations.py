@@ -14,7 +14,7 @@ from server.domain.events import emit
 from server.domain.services import Actor, Services
 from server.errors import ValidationFailed
 from server.providers.registry import provider_type
-from server.state import notification_queries, queries
+from server.state import account_queries, notification_queries
 from server.state.models import Event, Integration, User
 
 
@@ -84,7 +84,7 @@ def install(
     session.add(integration)
     session.flush()
     assert integration.id is not None
-    queries.replace_access(session, integration_id=integration.id, user_ids=users)
+    account_queries.replace_access(session, integration_id=integration.id, user_ids=users)
     _emit_changed(session, services, actor, "integration.created", integration.id)
     return integration
 
@@ -115,7 +115,7 @@ def update(
         integration.config_secret = services.box.seal(secrets)
     if shared_with is not None:
         users = _check_shared_with(session, actor, shared_with)
-        queries.replace_access(session, integration_id=integration_id, user_ids=users)
+        account_queries.replace_access(session, integration_id=integration_id, user_ids=users)
     session.add(integration)
     _emit_changed(session, services, actor, "integration.updated", integration_id)
     return integration
@@ -136,7 +136,7 @@ def uninstall(session: Session, services: Services, actor: Actor, *, integration
 def visible(session: Session, actor: Actor) -> list[Integration]:
     return [
         i
-        for i in queries.integrations_of_account(session, account_id=actor.account_id)
+        for i in account_queries.integrations_of_account(session, account_id=actor.account_id)
         if can_see_integration(session, actor, i)
     ]
 

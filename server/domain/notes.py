@@ -24,7 +24,7 @@ from server.domain.records import get_record
 from server.domain.services import Actor, Services
 from server.domain.views import note_view
 from server.errors import NotFound
-from server.state import crm_queries, queries
+from server.state import account_queries, crm_queries
 from server.state.models import Contact, Conversation, CrmLink, Integration, Message, Note
 
 NOTE_WINDOW = timedelta(hours=24)
@@ -65,7 +65,7 @@ def render(
         limit=MESSAGES_PER_NOTE,
     )
     shown = [conversation.assignee_id, *(m.sender_user_id for m in messages)]
-    names = {i: _one_line(n) for i, n in queries.user_names(session, ids=shown).items()}
+    names = {i: _one_line(n) for i, n in account_queries.user_names(session, ids=shown).items()}
     assignee = names.get(conversation.assignee_id) if conversation.assignee_id else None
     contact_name = _one_line(contact.name)
     lines = [

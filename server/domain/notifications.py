@@ -21,7 +21,7 @@ from server.domain import email_outbox
 from server.domain.accounts import DEFAULT_NOTIFICATION_SETTINGS
 from server.domain.events import emit_ephemeral, emit_personal
 from server.domain.services import Actor, Services
-from server.state import notification_queries, queries
+from server.state import account_queries, notification_queries
 from server.state.models import Contact, Conversation, Integration, Message, Notification, User
 
 # A desktop notification shows the start of the message; the conversation has the rest.
@@ -269,6 +269,6 @@ def _announce_read(session: Session, actor: Actor, ids: list[int], unread: int) 
 
 
 def _accessible(session: Session, actor: Actor) -> list[int]:
-    return queries.accessible_integration_ids(
+    return account_queries.accessible_integration_ids(
         session, account_id=actor.account_id, user_id=actor.user_id
     )

@@ -24,8 +24,8 @@ from server.handlers.http import (
     runtime,
 )
 from server.handlers.schemas import AssignIn, MessageIn, VersionIn
+from server.state.conversation_queries import SECTIONS
 from server.state.models import Conversation
-from server.state.queries import SECTIONS
 
 
 def _conversation_after(request: Request) -> tuple[datetime, int] | None:

@@ -15,12 +15,14 @@ from server.domain.views import integration_view
 from server.handlers.auth import authenticate
 from server.handlers.http import JSONResponse, path_id, read_json, runtime
 from server.handlers.schemas import IntegrationIn, IntegrationPatch
-from server.state import queries
+from server.state import account_queries
 from server.state.models import Integration
 
 
 def _views(session: Session, items: list[Integration], public_url: str) -> list[dict[str, Any]]:
-    shared = queries.integration_shared_with(session, integration_ids=[i.id for i in items if i.id])
+    shared = account_queries.integration_shared_with(
+        session, integration_ids=[i.id for i in items if i.id]
+    )
     return [
         integration_view(i, shared_with=shared.get(i.id or 0, []), public_url=public_url)
         for i in items

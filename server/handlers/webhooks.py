@@ -23,7 +23,7 @@ from server.errors import Forbidden, NotFound
 from server.handlers.http import path_id, read_body, runtime
 from server.providers.base import InboundMessage, Provider, StatusUpdate, Watermark, WebhookRequest
 from server.providers.messenger import MessengerProvider
-from server.state import queries
+from server.state import conversation_queries
 from server.state.models import Integration
 
 
@@ -93,7 +93,7 @@ async def _with_name(
     rt = runtime(request)
     integration_id = found.integration.id or 0
     known = await rt.read(
-        lambda s: queries.contact_by_handle(
+        lambda s: conversation_queries.contact_by_handle(
             s, integration_id=integration_id, handle=message.contact_handle
         )
     )

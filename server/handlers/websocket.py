@@ -28,7 +28,7 @@ from server.realtime.connection import (
 )
 from server.realtime.feed import AccountFeed
 from server.realtime.wire import WireEvent
-from server.state import queries
+from server.state import event_queries
 from server.state.models import User
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ async def _greet(
     await websocket.send_text(orjson.dumps(hello).decode())
     if since is None:
         return
-    seqs = await rt.read(lambda s: queries.event_seqs(s, account_ids=[account_id]))
+    seqs = await rt.read(lambda s: event_queries.event_seqs(s, account_ids=[account_id]))
     latest, pruned_through = seqs[account_id]
     if since < pruned_through or since > latest:
         # Too old to replay, or from another timeline: the client refetches over REST.
@@ -164,7 +164,7 @@ async def _greet(
     if since >= boundary:
         return
     rows = await rt.read(
-        lambda s: queries.events_between(s, account_id=account_id, after=since, upto=boundary)
+        lambda s: event_queries.events_between(s, account_id=account_id, after=since, upto=boundary)
     )
     for row in rows:
         event = WireEvent(account_id, row.seq, row.integration_id, None, row.frame, row.type)

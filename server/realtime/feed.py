@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from server.domain.access import audience_map
 from server.realtime.connection import Connection
 from server.realtime.wire import WireEvent
-from server.state import queries
+from server.state import event_queries
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -125,7 +125,7 @@ class AccountFeed:
             return
         after = self.last_seq
         rows = await self.runtime.read(
-            lambda s: queries.events_between(
+            lambda s: event_queries.events_between(
                 s, account_id=self.account_id, after=after, upto=target
             )
         )

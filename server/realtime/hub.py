@@ -22,7 +22,7 @@ from server.domain.events import PendingEvent
 from server.realtime import wire
 from server.realtime.backend import GAP_CHANNEL, ResilientRedisBackend
 from server.realtime.feed import AccountFeed, CatchUp
-from server.state import queries
+from server.state import event_queries
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -109,7 +109,7 @@ class Hub:
             await ready.wait()
             # Subscribed first, position read second: nothing published in between is missed.
             seqs = await self.runtime.read(
-                lambda s: queries.event_seqs(s, account_ids=[account_id])
+                lambda s: event_queries.event_seqs(s, account_ids=[account_id])
             )
             audience = await self.runtime.read(lambda s: audience_map(s, account_id=account_id))
             feed = AccountFeed(
@@ -181,7 +181,9 @@ class Hub:
         if not self.feeds:
             return
         account_ids = list(self.feeds)
-        seqs = await self.runtime.read(lambda s: queries.event_seqs(s, account_ids=account_ids))
+        seqs = await self.runtime.read(
+            lambda s: event_queries.event_seqs(s, account_ids=account_ids)
+        )
         for account_id, (latest, _pruned) in seqs.items():
             feed = self.feeds.get(account_id)
             if feed is None:

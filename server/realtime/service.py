@@ -17,7 +17,7 @@ from server.realtime.connection import Connection, Corked
 from server.realtime.hub import Hub
 from server.realtime.presence import REFRESH_INTERVAL, SWEEP_INTERVAL, PresenceStore
 from server.realtime.presence_notifier import PresenceNotifier
-from server.state import queries
+from server.state import event_queries
 from server.state.models import User
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ class Realtime:
     async def _prune(self) -> None:
         cutoff = self.runtime.services.now() - RETAIN_FOR
         await self.runtime.write(
-            lambda s: queries.prune_events(s, created_before=cutoff, keep_last=RETAIN_EVENTS)
+            lambda s: event_queries.prune_events(s, created_before=cutoff, keep_last=RETAIN_EVENTS)
         )
 
     async def online(self, account_id: int) -> set[int]:

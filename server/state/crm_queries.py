@@ -84,7 +84,7 @@ _LINKS_FOR_UPDATE = (
 
 def links_for_update(session: Session, *, conversation_id: int) -> Sequence[CrmLink]:
     """The conversation's links, locked (in id order, so lockers queue instead of deadlocking).
-    Built once: it runs for every inbound message (see queries.append_event)."""
+    Built once: it runs for every inbound message (see event_queries.append_event)."""
     return session.exec(_LINKS_FOR_UPDATE, params={"conversation": conversation_id}).all()
 
 

@@ -1,0 +1,214 @@
+"""Keyword-only query helpers for contacts, conversations, messages and the inbox. No rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, Text, and_, bindparam, case, delete, func, or_
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from server.state.models import Contact, Conversation, EarlyStatus, Integration, Message, ReadMark
+
+SECTIONS = ("unassigned", "mine", "others", "closed")
+
+
+# The lookups of every inbound message, built once (see event_queries.append_event).
+_CONTACT_BY_HANDLE = select(Contact).where(
+    col(Contact.integration_id) == bindparam("integration", type_=Integer),
+    col(Contact.handle) == bindparam("handle", type_=Text),
+)
+_CONVERSATION_BY_CONTACT = select(Conversation).where(
+    col(Conversation.contact_id) == bindparam("contact", type_=Integer)
+)
+_CONVERSATION_BY_CONTACT_LOCKED = _CONVERSATION_BY_CONTACT.with_for_update()
+_MESSAGE_BY_EXTERNAL_ID = select(Message).where(
+    col(Message.integration_id) == bindparam("integration", type_=Integer),
+    col(Message.external_id) == bindparam("external_id", type_=Text),
+)
+
+
+def contact_by_handle(session: Session, *, integration_id: int, handle: str) -> Contact | None:
+    params = {"integration": integration_id, "handle": handle}
+    contact: Contact | None = session.execute(_CONTACT_BY_HANDLE, params).scalars().first()
+    return contact
+
+
+def conversation_by_contact(
+    session: Session, *, contact_id: int, lock: bool = False
+) -> Conversation | None:
+    query = _CONVERSATION_BY_CONTACT_LOCKED if lock else _CONVERSATION_BY_CONTACT
+    conversation: Conversation | None = (
+        session.execute(query, {"contact": contact_id}).scalars().first()
+    )
+    return conversation
+
+
+def conversation_by_id(
+    session: Session, *, account_id: int, conversation_id: int, lock: bool = False
+) -> Conversation | None:
+    query = select(Conversation).where(
+        col(Conversation.id) == conversation_id, col(Conversation.account_id) == account_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalars().first()
+
+
+def message_by_external_id(
+    session: Session, *, integration_id: int, external_id: str
+) -> Message | None:
+    params = {"integration": integration_id, "external_id": external_id}
+    message: Message | None = session.execute(_MESSAGE_BY_EXTERNAL_ID, params).scalars().first()
+    return message
+
+
+def messages_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Message]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    rows = session.execute(select(Message).where(col(Message.id).in_(wanted))).scalars()
+    return {int(m.id): m for m in rows if m.id is not None}
+
+
+def outbound_up_to(session: Session, *, conversation_id: int, up_to: datetime) -> Sequence[Message]:
+    """The conversation's outbound messages created at or before `up_to`, oldest first."""
+    query = (
+        select(Message)
+        .where(col(Message.conversation_id) == conversation_id)
+        .where(col(Message.direction) == "outbound", col(Message.created_at) <= up_to)
+        .order_by(col(Message.id))
+    )
+    return session.exec(query).all()
+
+
+def early_statuses(session: Session, *, integration_id: int, external_id: str) -> list[EarlyStatus]:
+    query = select(EarlyStatus).where(
+        col(EarlyStatus.integration_id) == integration_id,
+        col(EarlyStatus.external_id) == external_id,
+    )
+    return list(session.exec(query.order_by(col(EarlyStatus.id))).all())
+
+
+def keep_early_status(
+    session: Session,
+    *,
+    integration_id: int,
+    external_id: str,
+    status: str,
+    error: str | None,
+    now: datetime,
+    keep_for: timedelta,
+) -> None:
+    """Store a status for an unknown message id, dropping ones older than `keep_for`."""
+    session.exec(delete(EarlyStatus).where(col(EarlyStatus.received_at) < now - keep_for))
+    session.add(
+        EarlyStatus(
+            integration_id=integration_id,
+            external_id=external_id,
+            status=status,
+            error=error,
+            received_at=now,
+        )
+    )
+
+
+def messages_page(
+    session: Session, *, conversation_id: int, before_id: int | None, limit: int
+) -> Sequence[Message]:
+    """Newest first; `limit + 1` rows so the caller can tell whether there is a next page."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before_id is not None:
+        query = query.where(col(Message.id) < before_id)
+    query = query.order_by(col(Message.id).desc()).limit(limit + 1)
+    return session.execute(query).scalars().all()
+
+
+def read_mark(session: Session, *, conversation_id: int, user_id: int) -> ReadMark | None:
+    return session.get(ReadMark, (conversation_id, user_id))
+
+
+def _mark_of(mark: Any, viewer_id: int) -> Any:
+    """Join condition: the viewer's read mark of the conversation."""
+    return and_(col(mark.conversation_id) == col(Conversation.id), col(mark.user_id) == viewer_id)
+
+
+def section_condition(section: str, *, viewer_id: int) -> Any:
+    status, assignee = col(Conversation.status), col(Conversation.assignee_id)
+    return {
+        "unassigned": and_(status == "open", assignee.is_(None)),
+        "mine": and_(status == "open", assignee == viewer_id),
+        "others": and_(status == "open", assignee.is_not(None), assignee != viewer_id),
+        "closed": status == "closed",
+    }[section]
+
+
+def section_expression(*, viewer_id: int) -> Any:
+    """The viewer's section of a conversation, as SQL."""
+    return case(
+        *((section_condition(s, viewer_id=viewer_id), s) for s in SECTIONS),
+        else_="closed",
+    )
+
+
+def conversation_rows(
+    session: Session,
+    *,
+    account_id: int,
+    viewer_id: int,
+    integration_ids: Sequence[int],
+    section: str | None = None,
+    after: tuple[datetime, int] | None = None,
+    conversation_id: int | None = None,
+    limit: int = 50,
+) -> list[tuple[Conversation, Contact, Integration, int]]:
+    """Conversations, newest activity first, with contact, integration and viewer's read count."""
+    mark = aliased(ReadMark)
+    query = (
+        select(Conversation, Contact, Integration, func.coalesce(mark.read_inbound_count, 0))
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .join(Integration, col(Integration.id) == col(Conversation.integration_id))
+        .outerjoin(mark, _mark_of(mark, viewer_id))
+        .where(Conversation.account_id == account_id)
+        .where(col(Conversation.integration_id).in_(list(integration_ids)))
+    )
+    if section is not None:
+        query = query.where(section_condition(section, viewer_id=viewer_id))
+    if conversation_id is not None:
+        query = query.where(Conversation.id == conversation_id)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                col(Conversation.last_message_at) < at,
+                and_(col(Conversation.last_message_at) == at, col(Conversation.id) < last_id),
+            )
+        )
+    query = query.order_by(col(Conversation.last_message_at).desc(), col(Conversation.id).desc())
+    query = query.limit(limit)
+    return [(c, ct, i, int(n)) for c, ct, i, n in session.execute(query).all()]
+
+
+def section_counts(
+    session: Session, *, account_id: int, viewer_id: int, integration_ids: Sequence[int]
+) -> dict[str, tuple[int, int]]:
+    """Per section: (conversations, conversations with unread messages) for the viewer."""
+    mark = aliased(ReadMark)
+    section = section_expression(viewer_id=viewer_id).label("section")
+    unread = case(
+        (col(Conversation.inbound_count) > func.coalesce(mark.read_inbound_count, 0), 1), else_=0
+    )
+    query = (
+        select(section, func.count(), func.sum(unread))
+        .select_from(Conversation)
+        .outerjoin(mark, _mark_of(mark, viewer_id))
+        .where(Conversation.account_id == account_id)
+        .where(col(Conversation.integration_id).in_(list(integration_ids)))
+        .group_by(section)
+    )
+    counts = {s: (0, 0) for s in SECTIONS}
+    for name, total, with_unread in session.execute(query).all():
+        counts[str(name)] = (int(total), int(with_unread or 0))
+    return counts
