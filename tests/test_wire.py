@@ -72,14 +72,12 @@ def test_a_transaction_travels_as_one_message_and_comes_back_the_same() -> None:
     [
         "",
         "hello",
-        "sb3|node",
-        "sb3|node|1.0\nonly-a-header",
-        "sb3|n|1.0\n1|2|3|t\n{}",
-        "sb2|n|1\n|||t|\n{}",
-        "sb3|n|x\n|||t|\n{}",
-        "sb3|n|1\n|||t|1;x\n{}",
-        "sb3|n|1\n|||t|1,2;3\n{}",
-        "sb3|n|1\n|||t|1:2\n{}",
+        "sb2|node",
+        "sb2|node|1.0\nonly-a-header",
+        "sb2|n|1.0\n1|2|3|t\n{}",
+        "sb1|n|1\n|||t|\n{}",
+        "sb2|n|x\n|||t|\n{}",
+        "sb2|n|1\n|||t|1:x\n{}",
     ],
 )
 def test_anything_else_on_the_channel_is_refused(message: str) -> None:
@@ -87,7 +85,7 @@ def test_anything_else_on_the_channel_is_refused(message: str) -> None:
         wire.decode(1, message)
 
 
-@pytest.mark.parametrize("message", ["", "hello", "sb3|node", "sb2|node|1\n|||t|\n{}", "a|b|c|d"])
+@pytest.mark.parametrize("message", ["", "hello", "sb2|node", "sb1|node|1\n|||t|\n{}", "a|b|c|d"])
 def test_a_message_not_of_ours_has_no_origin(message: str) -> None:
     assert wire.origin_of(message) == ""
 

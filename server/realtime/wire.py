@@ -1,15 +1,15 @@
 """What travels between nodes over Redis pub/sub: one message per transaction and account.
 
-    sb3|<origin node>|<published at>
+    sb2|<origin node>|<published at>
     <seq>|<integration_id>|<user_id>|<type>|<recipients>
     <frame>
     ... (two lines per event)
 
 Empty fields mean "none"; "published at" is the committing node's wall clock (for the latency
-metric); recipients are those of a personal event, whose frame is then a template
-(`personal_frame`), as two lists, `user,user,...;id,id,...` (a thousand pairs are joined and
-split in C). Frames are single-line JSON, encoded once by the node that committed the event,
-never again on their way out. A node reads the first line alone to skip its own messages.
+metric); recipients (`user:id,user:id`) are those of a personal event, whose frame is then a
+template (`personal_frame`). Frames are single-line JSON, encoded once by the node that
+committed the event, never again on their way out. A node reads the first line alone to skip
+its own messages.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from server.domain.events import PendingEvent, personal_frame
 
-VERSION = "sb3"  # sb2 wrote recipients as `user:id` pairs
+VERSION = "sb2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ def encode(events: list[PendingEvent], origin: str, published_at: float) -> str:
     for event in events:
         if "\n" in event.frame:
             raise ValueError("frames are single-line JSON")
-        recipients = _encode_recipients(event.recipients)
+        recipients = ",".join(f"{user}:{item}" for user, item in event.recipients)
         seq, integration_id, user_id = (
             _opt(event.seq),
             _opt(event.integration_id),
@@ -74,18 +74,11 @@ def origin_of(message: str) -> str:
     return parts[1] if len(parts) == 3 and parts[0] == VERSION else ""
 
 
-def _encode_recipients(recipients: tuple[tuple[int, int], ...]) -> str:
-    if not recipients:
-        return ""
-    users, items = zip(*recipients, strict=True)
-    return f"{','.join(map(str, users))};{','.join(map(str, items))}"
-
-
 def _recipients(field: str) -> tuple[tuple[int, int], ...]:
     if not field:
         return ()
-    users, _, items = field.partition(";")
-    return tuple(zip(map(int, users.split(",")), map(int, items.split(",")), strict=True))
+    pairs = (pair.partition(":") for pair in field.split(","))
+    return tuple((int(user), int(item)) for user, _, item in pairs)
 
 
 def decode(account_id: int, message: str) -> list[WireEvent]:
