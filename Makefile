@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (docs/PERFORMANCE.md): never part of `make test`. They need PostgreSQL on
-# 127.0.0.1:5432; `make bench-quick` takes under 3 minutes, `make bench` about half an hour.
+# 127.0.0.1:5432; `make bench-quick` takes under 3 minutes, `make bench` about twenty minutes.
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
