@@ -26,23 +26,25 @@ from server.state.models import (
 
 # The hot statements are built once per shape and run with bound values: SQLAlchemy then skips
 # building the expression and its cache key on each call, which cost more than the database's work.
-_USER_ID = bindparam("user_id", type_=Integer)
-_EXCEPT_USER_ID = bindparam("except_user_id", type_=Integer)
+# The values' names are no column's (see event_queries: in an INSERT or UPDATE, a value named
+# like a column may be written to it).
+_USER_ID = bindparam("only_user", type_=Integer)
+_EXCEPT_USER_ID = bindparam("but_user", type_=Integer)
 
 
 def _wanting(*, channel: str, kind: str, default: bool, one: bool, all_but_one: bool) -> Any:
     """Users with shared access to the integration (its installer and those it is shared with),
     optionally only one or all but one, whose setting for `channel` and `kind` is on (their
     stored setting, or `default` if they never set it). Evaluated by the database, so that a
-    team of thousands costs no row in Python. Binds `integration_id` and `installed_by`
-    (and `user_id` or `except_user_id`)."""
+    team of thousands costs no row in Python. Binds `of_integration` and `installer` (and
+    `only_user` or `but_user`)."""
     shared = select(IntegrationAccess.user_id).where(
-        IntegrationAccess.integration_id == bindparam("integration_id", type_=Integer)
+        IntegrationAccess.integration_id == bindparam("of_integration", type_=Integer)
     )
     stored = col(User.notification_settings)[(channel, kind)].as_boolean()
     query = select(col(User.id)).where(
         or_(
-            col(User.id) == bindparam("installed_by", type_=Integer),
+            col(User.id) == bindparam("installer", type_=Integer),
             col(User.id).in_(shared),
         ),
         func.coalesce(stored, default),
@@ -61,10 +63,10 @@ def _add_statement(
     who = _wanting(channel="desktop", kind=kind, default=default, one=one, all_but_one=all_but_one)
     values = who.add_columns(
         literal(kind),
-        bindparam("conversation_id", type_=Integer),
-        bindparam("title", type_=Text),
-        bindparam("body", type_=Text),
-        bindparam("created_at", type_=UTCDateTime()),
+        bindparam("about_conversation", type_=Integer),
+        bindparam("new_title", type_=Text),
+        bindparam("new_body", type_=Text),
+        bindparam("new_at", type_=UTCDateTime()),
     )
     statement = (
         insert(Notification)
@@ -90,10 +92,10 @@ def _audience(
     integration: Integration, user_id: int | None, except_user_id: int | None
 ) -> dict[str, Any]:
     return {
-        "integration_id": integration.id,
-        "installed_by": integration.installed_by,
-        "user_id": user_id,
-        "except_user_id": except_user_id,
+        "of_integration": integration.id,
+        "installer": integration.installed_by,
+        "only_user": user_id,
+        "but_user": except_user_id,
     }
 
 
@@ -119,10 +121,10 @@ def add_notifications(
     )
     params = {
         **_audience(integration, user_id, except_user_id),
-        "conversation_id": conversation_id,
-        "title": title,
-        "body": body,
-        "created_at": created_at,
+        "about_conversation": conversation_id,
+        "new_title": title,
+        "new_body": body,
+        "new_at": created_at,
     }
     if postgresql:
         user_ids, ids = connection.execute(statement, params).one()
