@@ -377,7 +377,11 @@ class Profiler:
         if not Path(binary).exists():
             return
         argv = [binary, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100"]
-        argv += ["-f", "raw", "-o", str(out), "--nonblocking", "--gil"]
+        argv += ["-f", "raw", "-o", str(out), "--gil"]
+        # BENCH_PROFILE_NATIVE=1: C frames too (e.g. the write syscall under Connection.flush).
+        # py-spy then pauses the server for each sample, which costs it some CPU of its own.
+        native = os.environ.get("BENCH_PROFILE_NATIVE") == "1"
+        argv += ["--native"] if native else ["--nonblocking"]
         self.process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -26,15 +26,10 @@ from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from server.realtime import connection as connection_module
-from server.realtime.connection import (
-    PONG_FRAME,
-    WRITE_BUFFER_LIMIT,
-    Connection,
-    Corked,
-    resync_frame,
-    ws_text_frame,
-)
+from server.domain.events import personal_template
+from server.realtime import frames as frames_module
+from server.realtime.connection import WRITE_BUFFER_LIMIT, Connection, Corked
+from server.realtime.frames import PONG_FRAME, PersonalFrames, resync_frame, ws_text_frame
 from server.state.db import Database
 from tests import support
 from tests.nodes import Frame, WsClient
@@ -70,12 +65,23 @@ def test_text_frames_equal_websockets_own_serialisation(text: str) -> None:
 
 def test_one_event_is_encoded_once_for_all_its_sockets() -> None:
     text = orjson.dumps({"type": "x", "seq": 1, "data": {"n": random.random()}}).decode()
-    first = connection_module._encoded(text)
-    assert connection_module._encoded(text) is first  # the same str: the same bytes object
+    first = frames_module.encoded(text)
+    assert frames_module.encoded(text) is first  # the same str: the same bytes object
     equal = "".join(list(text))  # equal, but another object: encoded again (and correctly)
     assert equal is not text
-    again = connection_module._encoded(equal)
+    again = frames_module.encoded(equal)
     assert again == first and again is not first
+
+
+def test_personal_frames_are_the_template_filled_in_as_websocket_frames() -> None:
+    long_body = "é" * 70_000  # a frame over 65,535 bytes: the 8-byte length
+    for body in ("short", "x" * 100, long_body):
+        template = personal_template("notification.created", "notification", {"body": body})
+        frames = PersonalFrames(template)
+        for item_id in (0, 7, 99, 100, 123_456_789_012):
+            text = frames.text(item_id)
+            assert orjson.loads(text)["data"]["notification"] == {"id": item_id, "body": body}
+            assert b"".join(frames.pieces(item_id)) == ws_text_frame(text)
 
 
 # Direct mode on a stand-in transport -------------------------------------------------------------
@@ -223,10 +229,8 @@ def test_nothing_is_written_to_a_closing_socket_or_after_close() -> None:
     connection.push(_event(1), 1)
     turns.end_turn()
     protocol.close_sent = False
-    protocol.conn.state = State.CLOSING  # the client sent its close frame
-    connection.push(_event(2), 2)
-    turns.end_turn()
-    protocol.conn.state = State.OPEN
+    # The client sent its close frame (or broke the protocol): uvicorn answered and closed the
+    # transport while reading it (`test_uvicorn_closes_the_transport_as_it_reads_a_close_frame`).
     transport.closing = True
     connection.push(_event(3), 3)
     turns.end_turn()
@@ -236,6 +240,27 @@ def test_nothing_is_written_to_a_closing_socket_or_after_close() -> None:
     connection.push(_event(5), 5)
     turns.end_turn()
     assert transport.written == []
+
+
+def test_personal_frames_join_the_turns_other_frames_in_one_write() -> None:
+    connection, transport, protocol, turns = _direct()
+    _live(connection, protocol, turns)
+    frames = PersonalFrames(personal_template("notification.created", "notification", {}))
+    connection.push(_event(1), 1)
+    connection.push_personal(frames, 41)
+    turns.end_turn()
+    assert [_payloads(w) for w in transport.written] == [[_event(1), frames.text(41)]]
+    connection.close()
+    connection.push_personal(frames, 42)
+    turns.end_turn()
+    assert len(transport.written) == 1
+
+    queued = Connection(cast(WebSocket, None), user_id=1, account_id=1)
+    queued.push_personal(frames, 43)  # not live yet: queued as text, sent on going live
+    transport = FakeTransport()
+    protocol.transport = transport
+    _live(queued, protocol, turns)
+    assert transport.texts() == [frames.text(43)]
 
 
 def test_the_queued_path_still_bounds_its_outbox_and_sends_in_order() -> None:
@@ -288,6 +313,36 @@ def tasks_on(server: LiveServer) -> int:
 
 def is_type(type_: str) -> Any:
     return lambda frame: frame["type"] == type_
+
+
+def test_uvicorn_closes_the_transport_as_it_reads_a_close_frame(api: Api) -> None:
+    """`Connection.flush` checks only `close_sent` and `transport.is_closing()`, not the
+    protocol's state: uvicorn must close the transport in the very call that reads the client's
+    close frame (the state leaves OPEN there), so nothing can be written after it."""
+    server = api.server
+    team = api.signup()
+
+    async def main() -> None:
+        client = await WsClient.connect(ws_url(server), team.admin.token, name="admin")
+        await client.wait_for(is_type("hello"))
+        connection = await asyncio.to_thread(the_connection, server, team)
+        protocol: Any = connection._protocol
+        assert protocol is not None
+        seen: list[tuple[State, bool, bool]] = []
+        handle_events = protocol.handle_events
+
+        def spy() -> None:  # what data_received calls once it has parsed what came in
+            handle_events()
+            seen.append((protocol.conn.state, protocol.close_sent, protocol.transport.is_closing()))
+
+        protocol.handle_events = spy
+        await client.close()
+        left_open = await asyncio.to_thread(
+            wait_for, lambda: [s for s in seen if s[0] is not State.OPEN]
+        )
+        assert all(close_sent or closing for _, close_sent, closing in left_open), left_open
+
+    asyncio.run(main())
 
 
 def test_a_socket_is_fed_directly_and_costs_one_task(api: Api) -> None:

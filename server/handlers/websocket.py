@@ -19,14 +19,9 @@ from server.handlers.auth import authenticate
 from server.handlers.http import runtime
 from server.handlers.rawsend import HANDOFF, RAW_SEND
 from server.logs import request_id
-from server.realtime.connection import (
-    PONG_FRAME,
-    Connection,
-    direct_protocol,
-    error_frame,
-    resync_frame,
-)
+from server.realtime.connection import Connection, direct_protocol
 from server.realtime.feed import AccountFeed
+from server.realtime.frames import PONG_FRAME, error_frame, resync_frame
 from server.realtime.wire import WireEvent
 from server.state import event_queries
 from server.state.models import User

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import orjson
 from starlette.websockets import WebSocket
 from websockets.protocol import State
+
+from server.realtime.frames import PersonalFrames, encoded, resync_frame, ws_text_frame
 
 if TYPE_CHECKING:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -37,50 +37,6 @@ OUTBOX_LIMIT = 512
 # is not catching up by itself, and each socket costs at most this much memory.
 WRITE_BUFFER_LIMIT = 512 * 1024
 _ids = itertools.count(1)
-
-
-def resync_frame(latest_seq: int) -> str:
-    return orjson.dumps(
-        {"type": "resync_required", "seq": None, "data": {"seq": latest_seq}}
-    ).decode()
-
-
-def error_frame(code: str, message: str) -> str:
-    return orjson.dumps(
-        {"type": "error", "seq": None, "data": {"code": code, "message": message}}
-    ).decode()
-
-
-PONG_FRAME = orjson.dumps({"type": "pong", "seq": None, "data": {}}).decode()
-
-
-def ws_text_frame(text: str) -> bytes:
-    """`text` as one unmasked, unfragmented websocket text frame (RFC 6455 section 5.2), as a
-    server sends it when no extension was negotiated."""
-    payload = text.encode()
-    length = len(payload)
-    if length < 126:
-        return struct.pack("!BB", 0x81, length) + payload
-    if length < 65536:
-        return struct.pack("!BBH", 0x81, 126, length) + payload
-    return struct.pack("!BBQ", 0x81, 127, length) + payload
-
-
-# The feed pushes one event's frame to every socket that may see it, in a loop, with the same
-# str object: encoding it once per event instead of once per socket only needs the last one.
-# Keyed on identity, which cannot be recycled while the tuple holds the str; one tuple, replaced
-# whole, so servers on several threads of one process (the tests) never read a torn pair.
-_last: tuple[str, bytes] = ("", ws_text_frame(""))
-
-
-def _encoded(text: str) -> bytes:
-    global _last
-    last = _last
-    if last[0] is text:
-        return last[1]
-    data = ws_text_frame(text)
-    _last = (text, data)
-    return data
 
 
 def direct_protocol(send: object) -> WebSocketsSansIOProtocol | None:
@@ -157,7 +113,8 @@ class Connection:
         self._closed = False
         self._protocol: WebSocketsSansIOProtocol | None = None
         self._corked: Corked | None = None
-        self._pending: list[bytes] | None = None  # direct mode: encoded, written at turn's end
+        # Direct mode: the encoded frames (or their pieces), written in one piece at turn's end.
+        self._pending: list[bytes] | None = None
         # Direct mode: frames are dropped (the client was told to resync) until the transport's
         # buffer has drained.
         self._overflowed = False
@@ -178,8 +135,25 @@ class Connection:
             if self._pending is None:
                 self._pending = []
                 self._corked.add(self)
-            self._pending.append(_encoded(frame))
+            self._pending.append(encoded(frame))
             return
+        self._enqueue(frame)
+
+    def push_personal(self, frames: PersonalFrames, item_id: int) -> None:
+        """`push(frames.text(item_id))`, without encoding the whole frame for this socket."""
+        if self._closed:
+            return
+        if self._corked is not None:
+            pending = self._pending
+            if pending is None:
+                pending = self._pending = []
+                self._corked.add(self)
+            pending.extend(frames.pieces(item_id))
+            return
+        self._enqueue(frames.text(item_id))
+
+    def _enqueue(self, frame: str) -> None:
+        """Queued mode: into the bounded outbox, for `send_forever`."""
         outbox = self._outbox
         if outbox is None:
             outbox = self._outbox = deque()
@@ -207,8 +181,12 @@ class Connection:
         if not frames or protocol is None or self._closed:
             return
         transport = protocol.transport
-        if protocol.close_sent or transport.is_closing() or protocol.conn.state is not State.OPEN:
-            return  # closing or gone: as a failed send would, the frames are lost with the socket
+        # Closing or gone: as a failed send would, the frames are lost with the socket. Once the
+        # connection leaves OPEN uvicorn has either sent its close frame (`close_sent`) or, in
+        # the very call that read the client's close frame or a protocol error, closed the
+        # transport: these two checks cover it, without a property call per socket and turn.
+        if protocol.close_sent or transport.is_closing():
+            return
         buffered = transport.get_write_buffer_size()
         if self._overflowed:
             if buffered:
@@ -222,7 +200,7 @@ class Connection:
             self.overflows += 1
             transport.write(ws_text_frame(resync_frame(self.cursor)))
             return
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        transport.write(b"".join(frames))  # a single piece is written as it is, not copied
 
     @property
     def backlog(self) -> int:

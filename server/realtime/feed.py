@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Container
+from collections.abc import Collection, Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from server.domain.access import audience_map
 from server.realtime.connection import Connection
+from server.realtime.frames import PersonalFrames
 from server.realtime.wire import WireEvent
 from server.state import event_queries
 
@@ -44,11 +45,24 @@ class AccountFeed:
         self.runtime = runtime
         self.account_id = account_id
         self.last_seq = last_seq
-        self.audience = audience
+        self._audience = audience
         self.connections: dict[int, Connection] = {}
         self._by_user: dict[int, dict[int, Connection]] = {}
+        # Per integration, the sockets here that may see its conversations: worked out at its
+        # first event since a socket came or went or the audience changed, not per event.
+        self._viewing: dict[int, list[Connection]] = {}
         self._inbox: asyncio.Queue[WireEvent | CatchUp] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def audience(self) -> dict[int, frozenset[int]]:
+        """Per integration, the users with shared access to it."""
+        return self._audience
+
+    @audience.setter
+    def audience(self, audience: dict[int, frozenset[int]]) -> None:
+        self._audience = audience
+        self._viewing.clear()
 
     # Connections -----------------------------------------------------------------------------
 
@@ -58,10 +72,12 @@ class AccountFeed:
         connection.cursor = max(boundary, since or 0)
         self.connections[connection.id] = connection
         self._by_user.setdefault(connection.user_id, {})[connection.id] = connection
+        self._viewing.clear()
         return boundary
 
     def detach(self, connection: Connection) -> None:
         self.connections.pop(connection.id, None)
+        self._viewing.clear()
         mine = self._by_user.get(connection.user_id)
         if mine is not None:
             mine.pop(connection.id, None)
@@ -152,26 +168,32 @@ class AccountFeed:
         if event.published_at and delivered:
             metrics.delivery_seconds.observe(max(time.time() - event.published_at, 0.0))
 
-    def _audience_of(self, event: WireEvent) -> list[Connection]:
-        """The sockets here that may see `event` (one set lookup per socket, not `may_see`)."""
+    def _audience_of(self, event: WireEvent) -> Collection[Connection]:
+        """The sockets here that may see `event`."""
         if event.user_id is not None:
             # One user's event: their sockets only, not a scan of everyone's.
             return list(self._by_user.get(event.user_id, {}).values())
-        viewers = self._viewers(event)
-        if viewers is None:
+        integration_id = event.integration_id
+        if integration_id is None:
             return list(self.connections.values())
-        return [c for c in self.connections.values() if c.user_id in viewers]
+        viewing = self._viewing.get(integration_id)
+        if viewing is None:
+            viewers = self._audience.get(integration_id, frozenset())
+            viewing = [c for c in self.connections.values() if c.user_id in viewers]
+            self._viewing[integration_id] = viewing
+        return viewing
 
     def _deliver_personal(self, event: WireEvent) -> int:
         """Each recipient's own frame (e.g. their notification's id) to their sockets here."""
+        frames = PersonalFrames(event.frame)
+        by_user = self._by_user
         delivered = 0
         for user_id, item_id in event.recipients:
-            sockets = self._by_user.get(user_id)
+            sockets = by_user.get(user_id)
             if sockets:
-                frame = event.frame_for(item_id)
-                for connection in list(sockets.values()):
-                    connection.push(frame)
-                    delivered += 1
+                for connection in sockets.values():  # pushing never attaches or detaches
+                    connection.push_personal(frames, item_id)
+                delivered += len(sockets)
         return delivered
 
     async def reload_audience(self) -> None:
