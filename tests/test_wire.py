@@ -59,7 +59,14 @@ def test_a_transaction_travels_as_one_message_and_comes_back_the_same() -> None:
     message = wire.encode(events, "node-a", 1234.5)
     assert wire.origin_of(message) == "node-a"
     decoded = wire.decode(3, message)
-    assert decoded == [replace(wire.from_pending(e, 1234.5), origin="node-a") for e in events]
+    assert decoded == [
+        replace(
+            wire.from_pending(e, 1234.5),
+            origin="node-a",
+            recipients=[list(pair) for pair in e.recipients] if e.recipients else (),
+        )
+        for e in events
+    ]
     personal = [orjson.loads(decoded[3].frame_for(i)) for i in (100, 101)]
     assert [frame["data"]["notification"] for frame in personal] == [
         {"id": 100, "k": 1},
@@ -78,11 +85,28 @@ def test_a_transaction_travels_as_one_message_and_comes_back_the_same() -> None:
         "sb1|n|1\n|||t|\n{}",
         "sb2|n|x\n|||t|\n{}",
         "sb2|n|1\n|||t|1:x\n{}",
+        "sb3|n|1\n|||t|1:2\n{}",
+        "sb3|n|1\n|||t|[1,2]\n{}",
+        "sb3|n|1\n|||t|{}\n{}",
+        'sb3|n|1\n|||t|[[1,"2"]]\n{}',
+        "sb3|n|1\n|||t|[[1,2,3]]\n{}",
+        "sb3|n|1\n|||t|[[true,2]]\n{}",
+        "sb3|n|1\n|||t|[[1,2.5]]\n{}",
     ],
 )
 def test_anything_else_on_the_channel_is_refused(message: str) -> None:
     with pytest.raises(ValueError):
         wire.decode(1, message)
+
+
+def test_a_message_of_a_node_still_on_the_previous_version_is_read() -> None:
+    template = personal_template("notification.created", "notification", {"k": 1})
+    message = f"sb2|old-node|1.5\n7|4||message.created|\n{{}}\n|||n|1:100,2:101\n{template}"
+    assert wire.origin_of(message) == "old-node"
+    created, personal = wire.decode(3, message)
+    assert (created.seq, created.integration_id, created.frame) == (7, 4, "{}")
+    assert list(personal.recipients) == [(1, 100), (2, 101)]
+    assert personal.frame_for(101) == personal_frame(template, 101)
 
 
 @pytest.mark.parametrize("message", ["", "hello", "sb2|node", "sb1|node|1\n|||t|\n{}", "a|b|c|d"])
