@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import text
 
 from server.security.signatures import sign_sha256
@@ -363,9 +364,15 @@ def test_the_same_message_id_on_two_integrations_is_two_messages(api: Api, db: D
     assert a.json()["message_id"] != b.json()["message_id"]
 
 
-def test_a_message_fired_concurrently_is_stored_once(api: Api, db: Database) -> None:
+@pytest.mark.parametrize("contact", ["new", "known"])
+def test_a_message_fired_concurrently_is_stored_once(api: Api, db: Database, contact: str) -> None:
+    """A new contact's first message races on the contact's and conversation's constraints; a
+    known contact's retries queue on its conversation's lock and the message's unique key."""
     team = api.signup()
     integration = team.install()
+    if contact == "known":
+        earlier = team.inbound(integration, message_id="earlier", contact="burst-contact")
+        assert earlier.status_code == 200, earlier.text
     mark = latest_seq(db, team.account_id)
     body = orjson.dumps(payload(message_id="burst", contact="burst-contact"))
     headers = {
@@ -400,9 +407,15 @@ def test_a_message_fired_concurrently_is_stored_once(api: Api, db: Database) -> 
     assert len({b["message_id"] for b in bodies}) == 1
     assert len({b["conversation_id"] for b in bodies}) == 1
 
-    assert stored(db, integration["id"]) == {"contacts": 1, "conversations": 1, "messages": 1}
+    messages = 1 if contact == "new" else 2
+    assert stored(db, integration["id"]) == {
+        "contacts": 1,
+        "conversations": 1,
+        "messages": messages,
+    }
     types = new_event_types(db, team.account_id, mark)
-    assert types == ["conversation.created", "message.created"]
+    created = ["conversation.created"] if contact == "new" else []
+    assert types == [*created, "message.created"]
 
 
 # Malformed and invalid bodies ------------------------------------------------------------------

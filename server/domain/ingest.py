@@ -89,6 +89,25 @@ def _conversation(
     return conversation, True
 
 
+def _thread(
+    session: Session, integration: Integration, inbound: InboundMessage, now: datetime, at: datetime
+) -> tuple[Conversation, bool]:
+    """The contact's conversation (locked), with the contact, made if need be; whether the
+    conversation is new. A known contact's costs one statement; a new one's the steps above."""
+    assert integration.id is not None
+    found = conversation_queries.thread_by_handle(
+        session, integration_id=integration.id, handle=inbound.contact_handle
+    )
+    if found is None:
+        contact = _contact(session, integration, inbound, now)
+        return _conversation(session, integration, contact, at)
+    contact, conversation = found
+    if inbound.contact_name and inbound.contact_name != contact.name:
+        contact.name = inbound.contact_name
+        session.add(contact)
+    return conversation, False
+
+
 def ingest_inbound_message(
     session: Session, services: Services, *, integration: Integration, inbound: InboundMessage
 ) -> Ingested:
@@ -97,15 +116,7 @@ def ingest_inbound_message(
     now = services.now()
     # The provider's own time where given; a clock running ahead is clamped to ours.
     at = min(as_utc(inbound.sent_at), now) if inbound.sent_at else now
-    contact = _contact(session, integration, inbound, now)
-    conversation, created = _conversation(session, integration, contact, at)
-    # A provider's retry: looked for under the conversation's lock, so that a retry racing the
-    # first delivery waits for it and finds its message.
-    seen = conversation_queries.message_by_external_id(
-        session, integration_id=integration.id, external_id=inbound.external_id
-    )
-    if seen is not None:
-        return Ingested(seen.id or 0, seen.conversation_id, duplicate=True)
+    conversation, created = _thread(session, integration, inbound, now, at)
     assert conversation.id is not None
     message = Message(
         conversation_id=conversation.id,
@@ -117,8 +128,15 @@ def ingest_inbound_message(
         attachments=list(inbound.attachments),
         created_at=at,
     )
-    session.add(message)
-    session.flush()
+    # A provider's retry is stored once: under the conversation's lock, so that a retry racing
+    # the first delivery waits for it, then finds its message.
+    while not conversation_queries.insert_message_once(session, message):
+        seen = conversation_queries.message_by_external_id(
+            session, integration_id=integration.id, external_id=inbound.external_id
+        )
+        if seen is not None:
+            return Ingested(seen.id or 0, seen.conversation_id, duplicate=True)
+        # The message it clashed with went a moment ago, with its conversation: try again.
     if conversation.status == "closed":
         # A customer writing again reopens it, in the section its assignment implies.
         conversation.status = "open"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Integer, Text, and_, bindparam, case, delete, func, or_
-from sqlalchemy.orm import aliased
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
 from server.state.models import Contact, Conversation, EarlyStatus, Integration, Message, ReadMark
@@ -24,6 +28,16 @@ _CONVERSATION_BY_CONTACT = select(Conversation).where(
     col(Conversation.contact_id) == bindparam("contact", type_=Integer)
 )
 _CONVERSATION_BY_CONTACT_LOCKED = _CONVERSATION_BY_CONTACT.with_for_update()
+# A known contact's message: its contact and conversation (locked) in one round trip.
+_THREAD_BY_HANDLE = (
+    select(Contact, Conversation)
+    .join(Conversation, col(Conversation.contact_id) == col(Contact.id))
+    .where(
+        col(Contact.integration_id) == bindparam("integration", type_=Integer),
+        col(Contact.handle) == bindparam("handle", type_=Text),
+    )
+    .with_for_update(of=Conversation)
+)
 _MESSAGE_BY_EXTERNAL_ID = select(Message).where(
     col(Message.integration_id) == bindparam("integration", type_=Integer),
     col(Message.external_id) == bindparam("external_id", type_=Text),
@@ -34,6 +48,15 @@ def contact_by_handle(session: Session, *, integration_id: int, handle: str) -> 
     params = {"integration": integration_id, "handle": handle}
     contact: Contact | None = session.execute(_CONTACT_BY_HANDLE, params).scalars().first()
     return contact
+
+
+def thread_by_handle(
+    session: Session, *, integration_id: int, handle: str
+) -> tuple[Contact, Conversation] | None:
+    """The contact with this handle and its conversation, locked; None if either is missing."""
+    params = {"integration": integration_id, "handle": handle}
+    row = session.execute(_THREAD_BY_HANDLE, params).first()
+    return None if row is None else (row[0], row[1])
 
 
 def conversation_by_contact(
@@ -63,6 +86,33 @@ def message_by_external_id(
     params = {"integration": integration_id, "external_id": external_id}
     message: Message | None = session.execute(_MESSAGE_BY_EXTERNAL_ID, params).scalars().first()
     return message
+
+
+_MESSAGE_COLUMNS = [c.name for c in Message.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+
+
+@cache
+def _insert_message_once(dialect: str) -> Executable:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(Message)
+        .on_conflict_do_nothing(index_elements=["integration_id", "external_id"])
+        .returning(col(Message.id))
+    )
+
+
+def insert_message_once(session: Session, message: Message) -> bool:
+    """Insert `message` unless its integration has a message with its external id already.
+    If inserted, it is in the session with its id, as if loaded (no flush writes it again)."""
+    connection = session.connection()  # Core: one statement, no unit of work
+    values = {name: getattr(message, name) for name in _MESSAGE_COLUMNS}
+    new_id = connection.execute(_insert_message_once(connection.dialect.name), values).scalar()
+    if new_id is None:
+        return False
+    message.id = int(new_id)
+    make_transient_to_detached(message)
+    session.add(message)
+    return True
 
 
 def messages_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Message]:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, func, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from server.state.models import CrmLink, Deal, Lead, Message, Note, Person
@@ -82,10 +83,22 @@ _LINKS_FOR_UPDATE = (
 )
 
 
+_LINK_IDS_FOR_UPDATE = (
+    core_select(col(CrmLink.id))
+    .where(col(CrmLink.conversation_id) == bindparam("conversation", type_=Integer))
+    .order_by(col(CrmLink.id))
+    .with_for_update()
+)
+
+
 def links_for_update(session: Session, *, conversation_id: int) -> Sequence[CrmLink]:
     """The conversation's links, locked (in id order, so lockers queue instead of deadlocking).
-    Built once: it runs for every inbound message (see event_queries.append_event)."""
-    return session.exec(_LINKS_FOR_UPDATE, params={"conversation": conversation_id}).all()
+    Built once: it runs for every inbound message (see event_queries.append_event). Most
+    conversations have no link: for them one Core statement, not the ORM's machinery."""
+    params = {"conversation": conversation_id}
+    if not session.connection().execute(_LINK_IDS_FOR_UPDATE, params).first():
+        return []
+    return session.exec(_LINKS_FOR_UPDATE, params=params).all()
 
 
 def link_by_id(session: Session, *, conversation_id: int, link_id: int) -> CrmLink | None:
