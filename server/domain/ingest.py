@@ -89,23 +89,32 @@ def _conversation(
     return conversation, True
 
 
+@dataclass(frozen=True)
+class _Thread:
+    """A contact and its conversation, locked. Held while the transaction runs: the session
+    keeps what it loaded only weakly, and the events below look the contact up by id."""
+
+    contact: Contact
+    conversation: Conversation
+    created: bool  # the conversation is new
+
+
 def _thread(
     session: Session, integration: Integration, inbound: InboundMessage, now: datetime, at: datetime
-) -> tuple[Conversation, bool]:
-    """The contact's conversation (locked), with the contact, made if need be; whether the
-    conversation is new. A known contact's costs one statement; a new one's the steps above."""
+) -> _Thread:
+    """A known contact's costs one statement; a new one's the steps above."""
     assert integration.id is not None
     found = conversation_queries.thread_by_handle(
         session, integration_id=integration.id, handle=inbound.contact_handle
     )
     if found is None:
         contact = _contact(session, integration, inbound, now)
-        return _conversation(session, integration, contact, at)
+        return _Thread(contact, *_conversation(session, integration, contact, at))
     contact, conversation = found
     if inbound.contact_name and inbound.contact_name != contact.name:
         contact.name = inbound.contact_name
         session.add(contact)
-    return conversation, False
+    return _Thread(contact, conversation, False)
 
 
 def ingest_inbound_message(
@@ -116,7 +125,8 @@ def ingest_inbound_message(
     now = services.now()
     # The provider's own time where given; a clock running ahead is clamped to ours.
     at = min(as_utc(inbound.sent_at), now) if inbound.sent_at else now
-    conversation, created = _thread(session, integration, inbound, now, at)
+    thread = _thread(session, integration, inbound, now, at)
+    conversation = thread.conversation
     assert conversation.id is not None
     message = Message(
         conversation_id=conversation.id,
@@ -150,7 +160,7 @@ def ingest_inbound_message(
     session.add(conversation)
     # Before any event: notes take their locks ahead of the account row (see domain/notes.py).
     links = notes.record_message(session, services, conversation, integration, message)
-    if created:
+    if thread.created:
         emit_conversation_event(
             session, services, conversation, integration, type_="conversation.created"
         )
