@@ -73,7 +73,7 @@ class PersonalFrames:
     each recipient's item id. The bytes around the id are encoded once; a recipient's frame is
     four pieces, joined with the socket's other frames by the one write that sends them."""
 
-    __slots__ = ("_fixed", "_head", "_tail", "template")
+    __slots__ = ("_fixed", "_head", "_headers", "_tail", "template")
 
     def __init__(self, template: str) -> None:
         self.template = template
@@ -81,6 +81,7 @@ class PersonalFrames:
         self._head = head.encode()
         self._tail = tail.encode()
         self._fixed = len(self._head) + len(self._tail)
+        self._headers: dict[int, bytes] = {}  # by the id's number of digits: one or two in all
 
     def text(self, item_id: int) -> str:
         return personal_frame(self.template, item_id)
@@ -88,4 +89,7 @@ class PersonalFrames:
     def pieces(self, item_id: int) -> tuple[bytes, bytes, bytes, bytes]:
         """`ws_text_frame(self.text(item_id))`, in pieces."""
         digits = b"%d" % item_id
-        return ws_header(self._fixed + len(digits)), self._head, digits, self._tail
+        header = self._headers.get(len(digits))
+        if header is None:
+            header = self._headers[len(digits)] = ws_header(self._fixed + len(digits))
+        return header, self._head, digits, self._tail
