@@ -138,26 +138,28 @@ def ingest_inbound_message(
         attachments=list(inbound.attachments),
         created_at=at,
     )
+    last_inbound = conversation.last_inbound_at
+    reopened = conversation.status == "closed"
+    changes = {
+        # A customer writing again reopens it, in the section its assignment implies.
+        "status": "open",
+        "version": conversation.version + 1 if reopened else conversation.version,
+        "last_message_at": max(as_utc(conversation.last_message_at), at),
+        "last_inbound_at": max(as_utc(last_inbound), at) if last_inbound else at,
+        "inbound_count": conversation.inbound_count + 1,
+        "updated_at": now,
+    }
     # A provider's retry is stored once: under the conversation's lock, so that a retry racing
     # the first delivery waits for it, then finds its message.
-    while not conversation_queries.insert_message_once(session, message):
+    while not conversation_queries.store_message(
+        session, message, conversation=conversation, changes=changes
+    ):
         seen = conversation_queries.message_by_external_id(
             session, integration_id=integration.id, external_id=inbound.external_id
         )
         if seen is not None:
             return Ingested(seen.id or 0, seen.conversation_id, duplicate=True)
         # The message it clashed with went a moment ago, with its conversation: try again.
-    if conversation.status == "closed":
-        # A customer writing again reopens it, in the section its assignment implies.
-        conversation.status = "open"
-        conversation.version += 1
-    conversation.last_message_id = message.id
-    conversation.last_message_at = max(as_utc(conversation.last_message_at), at)
-    last_inbound = conversation.last_inbound_at
-    conversation.last_inbound_at = max(as_utc(last_inbound), at) if last_inbound else at
-    conversation.inbound_count += 1
-    conversation.updated_at = now
-    session.add(conversation)
     # Before any event: notes take their locks ahead of the account row (see domain/notes.py).
     links = notes.record_message(session, services, conversation, integration, message)
     if thread.created:

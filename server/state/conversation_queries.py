@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, bindparam, case, delete, func, or_
+from sqlalchemy import Integer, Table, Text, and_, bindparam, case, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
@@ -88,30 +90,75 @@ def message_by_external_id(
     return message
 
 
-_MESSAGE_COLUMNS = [c.name for c in Message.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+_CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
+_MESSAGE_COLUMNS = [c.name for c in _MESSAGES.columns if c.name != "id"]
 
 
-@cache
-def _insert_message_once(dialect: str) -> Executable:
+def _insert_message_once(dialect: str) -> Insert:
+    """The message, unless its integration has one with its external id: its id, or no row.
+    Values are bound as `new_<column>` (no bound name may be a column's: see event_queries)."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    values = {
+        name: bindparam(f"new_{name}", type_=_MESSAGES.c[name].type) for name in _MESSAGE_COLUMNS
+    }
     return (
-        insert(Message)
+        insert(_MESSAGES)
+        .values(values)
         .on_conflict_do_nothing(index_elements=["integration_id", "external_id"])
-        .returning(col(Message.id))
+        .returning(_MESSAGES.c.id, _MESSAGES.c.conversation_id)
     )
 
 
-def insert_message_once(session: Session, message: Message) -> bool:
-    """Insert `message` unless its integration has a message with its external id already.
-    If inserted, it is in the session with its id, as if loaded (no flush writes it again)."""
-    connection = session.connection()  # Core: one statement, no unit of work
-    values = {name: getattr(message, name) for name in _MESSAGE_COLUMNS}
-    new_id = connection.execute(_insert_message_once(connection.dialect.name), values).scalar()
+def _conversation_changes(changed: tuple[str, ...]) -> dict[str, Any]:
+    return {name: bindparam(f"to_{name}", type_=_CONVERSATIONS.c[name].type) for name in changed}
+
+
+@cache
+def _store_message(dialect: str, changed: tuple[str, ...]) -> tuple[Executable, Executable | None]:
+    """PostgreSQL: one statement that inserts the message once and, if it did, updates its
+    conversation (`WITH inserted AS (INSERT … RETURNING id) UPDATE conversations … FROM
+    inserted`). SQLite, which has no INSERT in WITH: the two statements."""
+    if dialect != "postgresql":
+        conversation = _CONVERSATIONS.c.id == bindparam("of_conversation", type_=Integer)
+        update_ = update(_CONVERSATIONS).where(conversation)
+        return _insert_message_once(dialect), update_.values(
+            last_message_id=bindparam("to_last_message_id", type_=Integer),
+            **_conversation_changes(changed),
+        )
+    inserted = _insert_message_once(dialect).cte("inserted")
+    both = (
+        update(_CONVERSATIONS)
+        .where(_CONVERSATIONS.c.id == inserted.c.conversation_id)
+        .values(last_message_id=inserted.c.id, **_conversation_changes(changed))
+        .returning(inserted.c.id)
+    )
+    return both, None
+
+
+def store_message(
+    session: Session, message: Message, *, conversation: Conversation, changes: dict[str, Any]
+) -> bool:
+    """Insert `message` unless its integration has a message with its external id already. If
+    inserted, it becomes its conversation's last message and `changes` are written to the
+    conversation, in one round trip on PostgreSQL; both are then in the session as if loaded
+    (no flush writes either again). False, and nothing written, for a known external id."""
+    connection = session.connection()  # Core: no unit of work
+    changed = tuple(sorted(changes))
+    first, then = _store_message(connection.dialect.name, changed)
+    values: dict[str, Any] = {f"new_{name}": getattr(message, name) for name in _MESSAGE_COLUMNS}
+    values.update({f"to_{name}": value for name, value in changes.items()})
+    new_id = connection.execute(first, values).scalar()
     if new_id is None:
         return False
+    if then is not None:
+        extra = {"of_conversation": conversation.id, "to_last_message_id": new_id}
+        connection.execute(then, {**values, **extra})
     message.id = int(new_id)
     make_transient_to_detached(message)
     session.add(message)
+    for name, value in {**changes, "last_message_id": message.id}.items():
+        set_committed_value(conversation, name, value)
     return True
 
 
