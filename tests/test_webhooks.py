@@ -11,10 +11,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, text
+from sqlmodel import Session, col
 
+from server.domain.ingest import Ingested, ingest_inbound_message
+from server.providers.base import InboundMessage
 from server.security.signatures import sign_sha256
+from server.state import conversation_queries
 from server.state.db import Database
+from server.state.models import Conversation, Integration, Message
 from tests.support import Api, LiveServer, Team, event_log
 
 MIB = 1024 * 1024
@@ -416,6 +421,42 @@ def test_a_message_fired_concurrently_is_stored_once(api: Api, db: Database, con
     types = new_event_types(db, team.account_id, mark)
     created = ["conversation.created"] if contact == "new" else []
     assert types == [*created, "message.created"]
+
+
+def test_a_message_whose_id_clashed_with_one_deleted_meanwhile_is_stored(
+    api: Api, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ingest inserts first and looks for the clashing message after: if that one went in the
+    meantime (deleted with its conversation), the insert is tried again, not given up."""
+    team = api.signup()
+    integration = team.install()
+    first = team.inbound(integration, message_id="reused-id", contact="first-contact")
+    assert first.status_code == 200, first.text
+    gone = first.json()["conversation_id"]
+    look_up = conversation_queries.message_by_external_id
+
+    def deleted_meanwhile(session: Session, **kwargs: Any) -> Message | None:
+        session.execute(delete(Conversation).where(col(Conversation.id) == gone))
+        return look_up(session, **kwargs)
+
+    monkeypatch.setattr(conversation_queries, "message_by_external_id", deleted_meanwhile)
+    inbound = InboundMessage(
+        external_id="reused-id", contact_handle="second-contact", contact_name=None, text="Mine now"
+    )
+
+    def work(session: Session) -> Ingested:
+        found = session.get(Integration, integration["id"])
+        assert found is not None
+        services = api.server.runtime.services
+        return ingest_inbound_message(session, services, integration=found, inbound=inbound)
+
+    stored = db.write(work)
+    assert not stored.duplicate and stored.conversation_id != gone
+    with db.read_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT conversation_id, text FROM messages WHERE external_id = 'reused-id'")
+        ).all()
+    assert [tuple(row) for row in rows] == [(stored.conversation_id, "Mine now")]
 
 
 # Malformed and invalid bodies ------------------------------------------------------------------
