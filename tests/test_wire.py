@@ -35,7 +35,7 @@ def test_a_personal_frame_is_exactly_the_json_of_the_whole_item(text: str) -> No
 
 def test_a_personal_template_of_an_empty_item_is_valid_json() -> None:
     template = personal_template("x.y", "thing", {})
-    frame = wire.WireEvent(1, None, None, None, template).frame_for(5)
+    frame = personal_frame(template, 5)
     assert orjson.loads(frame) == {"type": "x.y", "seq": None, "data": {"thing": {"id": 5}}}
 
 
@@ -67,7 +67,7 @@ def test_a_transaction_travels_as_one_message_and_comes_back_the_same() -> None:
         )
         for e in events
     ]
-    personal = [orjson.loads(decoded[3].frame_for(i)) for i in (100, 101)]
+    personal = [orjson.loads(personal_frame(decoded[3].frame, i)) for i in (100, 101)]
     assert [frame["data"]["notification"] for frame in personal] == [
         {"id": 100, "k": 1},
         {"id": 101, "k": 1},
@@ -106,7 +106,7 @@ def test_a_message_of_a_node_still_on_the_previous_version_is_read() -> None:
     created, personal = wire.decode(3, message)
     assert (created.seq, created.integration_id, created.frame) == (7, 4, "{}")
     assert list(personal.recipients) == [(1, 100), (2, 101)]
-    assert personal.frame_for(101) == personal_frame(template, 101)
+    assert personal.frame == template
 
 
 @pytest.mark.parametrize("message", ["", "hello", "sb2|node", "sb1|node|1\n|||t|\n{}", "a|b|c|d"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from server.domain.events import PendingEvent, personal_frame
+from server.domain.events import PendingEvent
 
 VERSION = "sb3"
 _READABLE = ("sb3", "sb2")
@@ -41,11 +41,8 @@ class WireEvent:
     type: str = ""
     origin: str = ""
     published_at: float = 0.0
-    recipients: Sequence[Sequence[int]] = ()  # (user id, item id) pairs
-
-    def frame_for(self, item_id: int) -> str:
-        """The frame one of `recipients` gets."""
-        return personal_frame(self.frame, item_id)
+    # A personal event's (user id, item id) pairs; `frame` is then a template (`PersonalFrames`).
+    recipients: Sequence[Sequence[int]] = ()
 
 
 def channel_for(prefix: str, account_id: int) -> str:
