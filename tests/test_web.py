@@ -395,6 +395,40 @@ def test_bell_lists_notifications_and_opens_their_conversation(
     no_harm(a)
 
 
+def test_bell_keeps_what_arrived_live_while_its_list_was_loading(
+    web: LiveServer, web_api: Api, contexts: Any
+) -> None:
+    """The list's answer was read before a notification was made: it must not wipe it out."""
+    team = web_api.signup()
+    chat = team.install()
+    a = sign_in(contexts(), web.url, team.admin.email)
+    page = a.page
+    expect(page.locator(".list-status")).to_contain_text("No one is waiting")
+    bell, badge = page.locator(".bell"), page.locator(".bell-badge")
+    panel_list = page.locator(".bell-panel .bell-list")
+    expect(panel_list).to_have_attribute("aria-busy", "false")
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route("**/api/v1/notifications?*", hold)
+    bell.click()  # opening the bell reloads its list
+    while not held:
+        page.wait_for_timeout(20)  # lets Playwright dispatch the route to us
+    answer = held[0].fetch()  # the server's list now: empty
+    assert answer.json()["items"] == []
+    expect(panel_list).to_have_attribute("aria-busy", "true")
+
+    inbound(team, chat, contact="c-9", name="Rosa", text="Can I pay by invoice?")
+    expect(badge).to_have_text("1")  # pushed live while the list is still on its way
+    held[0].fulfill(response=answer)
+    expect(panel_list).to_have_attribute("aria-busy", "false")
+    expect(badge).to_have_text("1")
+    expect(panel_list.locator(".notification.unread", has_text="Rosa")).to_be_visible()
+    no_harm(a)
+
+
 def test_narrow_screen_shows_list_then_conversation(
     web: LiveServer, web_api: Api, contexts: Any
 ) -> None:

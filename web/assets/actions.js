@@ -209,9 +209,18 @@ export async function loadNotifications() {
   const n = state.notifications;
   n.loading = true;
   emit('notifications');
+  // What the page cannot hold: items pushed live while it was in flight (created after the
+  // server read it) and items marked read here meanwhile (the server may have read them unread).
+  const held = new Map(n.items.map((item) => [item.id, item]));
   try {
     const page = await api.get(withQuery('/api/v1/notifications', { limit: 50 }));
-    n.items = page.items || [];
+    const fetched = (page.items || []).map((item) => {
+      const mine = held.get(item.id);
+      return mine && isUnread(item) && !isUnread(mine) ? { ...item, read_at: mine.read_at } : item;
+    });
+    const fetchedIds = new Set(fetched.map((item) => item.id));
+    const arrived = n.items.filter((item) => !held.has(item.id) && !fetchedIds.has(item.id));
+    n.items = [...arrived, ...fetched];
     n.available = true;
   } catch (error) {
     if (error.missing) n.available = false;

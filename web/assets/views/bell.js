@@ -35,6 +35,7 @@ export function mountBell() {
     badge.hidden = unread === 0;
     trigger.setAttribute('aria-label', unread ? `Notifications, ${unread} unread` : 'Notifications');
     markAll.hidden = unread === 0;
+    list.setAttribute('aria-busy', String(n.loading));
     renderPermission(permission);
     if (n.available === false) {
       fill(list, h('p', { class: 'muted pad' }, 'In-app notifications are not available on this server yet.'));
