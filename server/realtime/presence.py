@@ -60,6 +60,26 @@ return gone
 """
 
 
+# One account's refresh in one command (a pipeline of two commands per socket cost the node ~1.5%
+# of its CPU at 1,000 sockets). KEYS: account set, then each user's set. ARGV: expiry, then for
+# each user: their id, their number of connections, the connections.
+_REFRESH = """
+local expiry = ARGV[1]
+local at = 2
+for i = 2, #KEYS do
+  local user, count = ARGV[at], tonumber(ARGV[at + 1])
+  for j = at + 2, at + 1 + count do
+    redis.call('ZADD', KEYS[i], expiry, ARGV[j])
+  end
+  redis.call('ZADD', KEYS[1], 'GT', expiry, user)
+  at = at + 2 + count
+end
+return 0
+"""
+# Users per refresh command: bounds how long Redis runs one script.
+REFRESH_BATCH = 500
+
+
 class PresenceStore:
     def __init__(self, redis: Redis, *, prefix: str, ttl: float = TTL) -> None:
         self.redis = redis
@@ -68,6 +88,7 @@ class PresenceStore:
         self._connect = redis.register_script(_CONNECT)
         self._disconnect = redis.register_script(_DISCONNECT)
         self._sweep = redis.register_script(_SWEEP)
+        self._refresh = redis.register_script(_REFRESH)
 
     def key(self, account_id: int, name: str = "") -> str:
         """The account's presence keys: its user set, or `name` under it."""
@@ -103,14 +124,22 @@ class PresenceStore:
 
     async def refresh(self, connections: list[tuple[int, int, str]]) -> None:
         """Push back the expiry of this node's live connections (account, user, connection)."""
-        if not connections:
-            return
+        by_user: dict[tuple[int, int], list[str]] = {}
+        for account_id, user_id, connection in connections:
+            by_user.setdefault((account_id, user_id), []).append(connection)
+        by_account: dict[int, list[tuple[int, list[str]]]] = {}
+        for (account_id, user_id), members in by_user.items():
+            by_account.setdefault(account_id, []).append((user_id, members))
         expiry = time.time() + self.ttl
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for account_id, user_id, connection in connections:
-                pipe.zadd(self._user_prefix(account_id) + str(user_id), {connection: expiry})
-                pipe.zadd(self._account_key(account_id), {str(user_id): expiry}, gt=True)
-            await pipe.execute()
+        for account_id, users in by_account.items():
+            for start in range(0, len(users), REFRESH_BATCH):
+                batch = users[start : start + REFRESH_BATCH]
+                keys = [self._account_key(account_id)]
+                args: list[str | float | int] = [expiry]
+                for user_id, members in batch:
+                    keys.append(self._user_prefix(account_id) + str(user_id))
+                    args += [user_id, len(members), *members]
+                await self._refresh(keys=keys, args=args)
 
     async def sweep(self) -> dict[int, list[int]]:
         """Users whose every connection expired, per account; each reported by one sweeper only."""
