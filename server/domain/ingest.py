@@ -97,6 +97,9 @@ class _Thread:
     contact: Contact
     conversation: Conversation
     created: bool  # the conversation is new
+    # Whether it may have CRM links. Exact when read with the conversation's lock: linking
+    # takes that lock too, so none can come or go before the transaction ends.
+    linked: bool
 
 
 def _thread(
@@ -109,12 +112,13 @@ def _thread(
     )
     if found is None:
         contact = _contact(session, integration, inbound, now)
-        return _Thread(contact, *_conversation(session, integration, contact, at))
-    contact, conversation = found
+        conversation, created = _conversation(session, integration, contact, at)
+        return _Thread(contact, conversation, created, linked=not created)
+    contact, conversation, linked = found
     if inbound.contact_name and inbound.contact_name != contact.name:
         contact.name = inbound.contact_name
         session.add(contact)
-    return _Thread(contact, conversation, False)
+    return _Thread(contact, conversation, False, linked=linked)
 
 
 def ingest_inbound_message(
@@ -161,7 +165,9 @@ def ingest_inbound_message(
             return Ingested(seen.id or 0, seen.conversation_id, duplicate=True)
         # The message it clashed with went a moment ago, with its conversation: try again.
     # Before any event: notes take their locks ahead of the account row (see domain/notes.py).
-    links = notes.record_message(session, services, conversation, integration, message)
+    links = notes.record_message(
+        session, services, conversation, integration, message, linked=thread.linked
+    )
     if thread.created:
         emit_conversation_event(
             session, services, conversation, integration, type_="conversation.created"

@@ -172,14 +172,19 @@ def record_message(
     conversation: Conversation,
     integration: Integration,
     message: Message,
+    *,
+    linked: bool = True,
 ) -> Sequence[CrmLink]:
     """Put a new message into each link's current note, or start a new note for it; returns
-    the conversation's links (locked).
+    the conversation's links (locked). `linked=False`: the caller knows, under the
+    conversation's lock, that it has none (most conversations): no query at all.
 
     Call it after the message is stored and before any event of the transaction is emitted
     (see the lock order above).
     """
     assert conversation.id is not None and message.id is not None
+    if not linked:
+        return []
     at = as_utc(message.created_at)
     written: list[tuple[Note, str]] = []
     links = crm_queries.links_for_update(session, conversation_id=conversation.id)

@@ -7,7 +7,19 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Table, Text, and_, bindparam, case, delete, func, or_, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased, make_transient_to_detached
@@ -16,7 +28,15 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
-from server.state.models import Contact, Conversation, EarlyStatus, Integration, Message, ReadMark
+from server.state.models import (
+    Contact,
+    Conversation,
+    CrmLink,
+    EarlyStatus,
+    Integration,
+    Message,
+    ReadMark,
+)
 
 SECTIONS = ("unassigned", "mine", "others", "closed")
 
@@ -30,9 +50,14 @@ _CONVERSATION_BY_CONTACT = select(Conversation).where(
     col(Conversation.contact_id) == bindparam("contact", type_=Integer)
 )
 _CONVERSATION_BY_CONTACT_LOCKED = _CONVERSATION_BY_CONTACT.with_for_update()
-# A known contact's message: its contact and conversation (locked) in one round trip.
+# A known contact's message: its contact, its conversation (locked) and whether that has CRM
+# links, in one round trip.
 _THREAD_BY_HANDLE = (
-    select(Contact, Conversation)
+    select(
+        Contact,
+        Conversation,
+        exists().where(col(CrmLink.conversation_id) == col(Conversation.id)).label("linked"),
+    )
     .join(Conversation, col(Conversation.contact_id) == col(Contact.id))
     .where(
         col(Contact.integration_id) == bindparam("integration", type_=Integer),
@@ -54,11 +79,12 @@ def contact_by_handle(session: Session, *, integration_id: int, handle: str) -> 
 
 def thread_by_handle(
     session: Session, *, integration_id: int, handle: str
-) -> tuple[Contact, Conversation] | None:
-    """The contact with this handle and its conversation, locked; None if either is missing."""
+) -> tuple[Contact, Conversation, bool] | None:
+    """The contact with this handle, its conversation (locked) and whether the conversation
+    has CRM links; None if the contact or its conversation is missing."""
     params = {"integration": integration_id, "handle": handle}
     row = session.execute(_THREAD_BY_HANDLE, params).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], bool(row[2]))
 
 
 def conversation_by_contact(
