@@ -429,6 +429,44 @@ def test_bell_keeps_what_arrived_live_while_its_list_was_loading(
     no_harm(a)
 
 
+def test_team_keeps_presence_pushed_while_its_list_was_loading(
+    web: LiveServer, web_api: Api, contexts: Any
+) -> None:
+    """The users list was read before Bob came online: it must not show him offline again."""
+    team = web_api.signup(name="Ada Admin")
+    bob = team.add("bob")
+    context = contexts()
+    a = sign_in(context, web.url, team.admin.email)
+    page = a.page
+    page.get_by_role("link", name="Team").click()
+    grid = page.locator(".team-grid")
+    bob_card = page.locator(f'.member-card[data-user-id="{bob.id}"]')
+    expect(bob_card).to_contain_text("Not signed in yet")
+    expect(grid).to_have_attribute("aria-busy", "false")
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route(re.compile(r"/api/v1/users\?"), hold)
+    # A reconnect's hello reloads the users (presence is not replayed).
+    context.set_offline(True)
+    expect(page.locator(".banner-offline")).to_be_visible()
+    context.set_offline(False)
+    while not held:
+        page.wait_for_timeout(20)  # lets Playwright dispatch the route to us
+    answer = held[0].fetch()  # the server's list now: Bob offline
+    assert [u["online"] for u in answer.json()["items"] if u["id"] == bob.id] == [False]
+    expect(grid).to_have_attribute("aria-busy", "true")
+
+    b = sign_in(contexts(), web.url, bob.email)  # pushed live while the list is on its way
+    expect(bob_card).to_contain_text("Online now")
+    held[0].fulfill(response=answer)
+    expect(grid).to_have_attribute("aria-busy", "false")
+    expect(bob_card).to_contain_text("Online now")
+    no_harm(a, b)
+
+
 def test_narrow_screen_shows_list_then_conversation(
     web: LiveServer, web_api: Api, contexts: Any
 ) -> None:

@@ -4,6 +4,7 @@ import { api, withQuery } from './api.js';
 import {
   emit,
   emptyList,
+  presenceMark,
   removeConv,
   resortList,
   setUsers,
@@ -29,7 +30,15 @@ async function allPages(path, max = 20) {
 }
 
 export async function loadUsers() {
-  setUsers(await allPages('/api/v1/users'));
+  const since = presenceMark();
+  state.usersLoading += 1;
+  emit('users');
+  try {
+    setUsers(await allPages('/api/v1/users'), { fetchedSince: since });
+  } finally {
+    state.usersLoading -= 1;
+    emit('users');
+  }
 }
 
 export async function loadIntegrations() {

@@ -9,7 +9,7 @@ import {
   scheduleSummary,
 } from './actions.js';
 import { showDesktopNotification } from './notify.js';
-import { emit, removeConv, setUsers, state, upsertConv, upsertMessages } from './store.js';
+import { emit, presenceUpdated, removeConv, state, upsertConv, upsertMessages } from './store.js';
 
 export function applyFrame(frame) {
   const data = frame.data || {};
@@ -29,7 +29,7 @@ export function applyFrame(frame) {
       messageUpdated(data.message);
       break;
     case 'presence.updated':
-      setUsers(data.users || []);
+      presenceUpdated(data.users || []);
       break;
     case 'integration.created':
     case 'integration.updated':

@@ -6,6 +6,7 @@ import { toTime } from './format.js';
 export const state = {
   me: null,
   users: new Map(), // id → user
+  usersLoading: 0, // users lists on their way
   integrations: new Map(), // id → integration
   summary: null, // {unassigned: {count, unread}, ...}
   route: { name: 'inbox', section: 'unassigned' },
@@ -182,10 +183,31 @@ export function upsertMessages(convId, messages) {
   emit('thread');
 }
 
-export function setUsers(users) {
+// Presence pushed live is newer than a users list fetched before it: the list must not undo it.
+const PRESENCE_FIELDS = ['online', 'available', 'last_seen_at'];
+let presenceClock = 0;
+const presenceAt = new Map(); // user id → presenceClock when their presence last came live
+
+/** A mark to pass to `setUsers(users, { fetchedSince })` for a list whose request starts now. */
+export function presenceMark() {
+  return presenceClock;
+}
+
+export function presenceUpdated(users) {
+  presenceClock += 1;
+  for (const user of users) presenceAt.set(user.id, presenceClock);
+  setUsers(users);
+}
+
+export function setUsers(users, { fetchedSince = null } = {}) {
   for (const user of users) {
-    state.users.set(user.id, { ...state.users.get(user.id), ...user });
-    if (state.me && user.id === state.me.id) state.me = { ...state.me, ...user };
+    const held = state.users.get(user.id);
+    const merged = { ...held, ...user };
+    if (held && fetchedSince !== null && (presenceAt.get(user.id) ?? 0) > fetchedSince) {
+      for (const field of PRESENCE_FIELDS) if (field in held) merged[field] = held[field];
+    }
+    state.users.set(user.id, merged);
+    if (state.me && user.id === state.me.id) state.me = { ...state.me, ...merged };
   }
   emit('users', 'me');
 }

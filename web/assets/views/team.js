@@ -52,6 +52,7 @@ export function mountTeam() {
 
   function render() {
     if (!visible) return;
+    grid.setAttribute('aria-busy', String(loading || state.usersLoading > 0));
     const byUser = new Map();
     for (const conv of state.convs.values()) {
       if (conv.status !== 'open' || conv.assignee_id == null) continue;
