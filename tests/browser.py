@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,3 +114,34 @@ def screenshot(page: Page, name: str, *also: Path) -> Path:
         extra.parent.mkdir(parents=True, exist_ok=True)
         extra.write_bytes(path.read_bytes())
     return path
+
+
+class HeldRequests:
+    """The page's requests to `url` are held, unanswered, until the test answers them: a way to
+    make something happen while a response is on its way (`route.fetch()` reads the server's
+    answer at that moment, `route.fulfill(response=...)` delivers it later)."""
+
+    def __init__(self, page: Page, url: str | re.Pattern[str]) -> None:
+        self.page = page
+        self.url = url
+        self.routes: list[Any] = []
+        page.route(url, self._hold)
+
+    def _hold(self, route: Any) -> None:
+        self.routes.append(route)
+
+    def first(self, timeout: float = 10.0) -> Any:
+        """The oldest held request's route, waiting for one to come."""
+        deadline = time.monotonic() + timeout
+        while not self.routes:
+            assert time.monotonic() < deadline, "the page sent no such request"
+            self.page.wait_for_timeout(20)  # lets Playwright hand the route to us
+        return self.routes[0]
+
+    def release(self, response: Any) -> None:
+        """Stop holding, and answer every request held so far with `response`: all of them were
+        sent before it was read (a slow start may have sent one more than the test expects)."""
+        for route in self.routes:
+            route.fulfill(response=response)
+        self.routes.clear()
+        self.page.unroute(self.url, self._hold)  # it would let requests still held through

@@ -12,6 +12,7 @@ import pytest
 
 from tests.browser import (
     ROOT,
+    HeldRequests,
     Watched,
     expect,
     launch_browser,
@@ -78,6 +79,17 @@ def inbound(team: Team, integration: dict[str, Any], **kwargs: Any) -> dict[str,
 def unread(api: Api, token: str, conv_id: int) -> int:
     count: int = api.get(f"/api/v1/conversations/{conv_id}", token).json()["unread_count"]
     return count
+
+
+def admin_at_inbox(
+    web: LiveServer, web_api: Api, context: Any
+) -> tuple[Team, dict[str, Any], Watched]:
+    """A new team with one channel, its admin signed in (in `context`) with the inbox loaded."""
+    team = web_api.signup()
+    chat = team.install()
+    a = sign_in(context, web.url, team.admin.email)
+    expect(a.page.locator(".list-status")).to_contain_text("No one is waiting")
+    return team, chat, a
 
 
 def no_harm(*watched: Watched) -> None:
@@ -340,12 +352,9 @@ def test_history_pages_in_on_scroll_and_links_open_conversations(
 def test_offline_banner_catching_up_and_live_reordering(
     web: LiveServer, web_api: Api, contexts: Any
 ) -> None:
-    team = web_api.signup()
-    chat = team.install()
     context = contexts()
-    a = sign_in(context, web.url, team.admin.email)
+    team, chat, a = admin_at_inbox(web, web_api, context)
     page = a.page
-    expect(page.locator(".list-status")).to_contain_text("No one is waiting")
     banner = page.locator(".banner-offline")
     expect(banner).to_be_hidden()
 
@@ -371,11 +380,8 @@ def test_offline_banner_catching_up_and_live_reordering(
 def test_bell_lists_notifications_and_opens_their_conversation(
     web: LiveServer, web_api: Api, contexts: Any
 ) -> None:
-    team = web_api.signup()
-    chat = team.install()
-    a = sign_in(contexts(), web.url, team.admin.email)
+    team, chat, a = admin_at_inbox(web, web_api, contexts())
     page = a.page
-    expect(page.locator(".list-status")).to_contain_text("No one is waiting")
     bell = page.locator(".bell")
     panel = page.locator(".bell-panel")
     if web_api.get("/api/v1/notifications", team.admin.token).status_code == 404:
@@ -399,30 +405,23 @@ def test_bell_keeps_what_arrived_live_while_its_list_was_loading(
     web: LiveServer, web_api: Api, contexts: Any
 ) -> None:
     """The list's answer was read before a notification was made: it must not wipe it out."""
-    team = web_api.signup()
-    chat = team.install()
-    a = sign_in(contexts(), web.url, team.admin.email)
+    context = contexts()
+    # The start's own load of the list answered first: the only one held is the bell's.
+    with context.expect_event("response", lambda r: "/api/v1/notifications?" in r.url):
+        team, chat, a = admin_at_inbox(web, web_api, context)
     page = a.page
-    expect(page.locator(".list-status")).to_contain_text("No one is waiting")
     bell, badge = page.locator(".bell"), page.locator(".bell-badge")
     panel_list = page.locator(".bell-panel .bell-list")
     expect(panel_list).to_have_attribute("aria-busy", "false")
-    held: list[Any] = []
-
-    def hold(route: Any) -> None:
-        held.append(route)
-
-    page.route("**/api/v1/notifications?*", hold)
+    held = HeldRequests(page, "**/api/v1/notifications?*")
     bell.click()  # opening the bell reloads its list
-    while not held:
-        page.wait_for_timeout(20)  # lets Playwright dispatch the route to us
-    answer = held[0].fetch()  # the server's list now: empty
+    answer = held.first().fetch()  # the server's list now: empty
     assert answer.json()["items"] == []
     expect(panel_list).to_have_attribute("aria-busy", "true")
 
     inbound(team, chat, contact="c-9", name="Rosa", text="Can I pay by invoice?")
     expect(badge).to_have_text("1")  # pushed live while the list is still on its way
-    held[0].fulfill(response=answer)
+    held.release(answer)
     expect(panel_list).to_have_attribute("aria-busy", "false")
     expect(badge).to_have_text("1")
     expect(panel_list.locator(".notification.unread", has_text="Rosa")).to_be_visible()
@@ -443,28 +442,48 @@ def test_team_keeps_presence_pushed_while_its_list_was_loading(
     bob_card = page.locator(f'.member-card[data-user-id="{bob.id}"]')
     expect(bob_card).to_contain_text("Not signed in yet")
     expect(grid).to_have_attribute("aria-busy", "false")
-    held: list[Any] = []
-
-    def hold(route: Any) -> None:
-        held.append(route)
-
-    page.route(re.compile(r"/api/v1/users\?"), hold)
+    held = HeldRequests(page, re.compile(r"/api/v1/users\?"))
     # A reconnect's hello reloads the users (presence is not replayed).
     context.set_offline(True)
     expect(page.locator(".banner-offline")).to_be_visible()
     context.set_offline(False)
-    while not held:
-        page.wait_for_timeout(20)  # lets Playwright dispatch the route to us
-    answer = held[0].fetch()  # the server's list now: Bob offline
+    answer = held.first().fetch()  # the server's list now: Bob offline
     assert [u["online"] for u in answer.json()["items"] if u["id"] == bob.id] == [False]
     expect(grid).to_have_attribute("aria-busy", "true")
 
     b = sign_in(contexts(), web.url, bob.email)  # pushed live while the list is on its way
     expect(bob_card).to_contain_text("Online now")
-    held[0].fulfill(response=answer)
+    held.release(answer)
     expect(grid).to_have_attribute("aria-busy", "false")
     expect(bob_card).to_contain_text("Online now")
     no_harm(a, b)
+
+
+def test_team_loads_again_once_the_connection_is_back(
+    web: LiveServer, web_api: Api, contexts: Any
+) -> None:
+    team = web_api.signup(name="Ada Admin")
+    bob = team.add("bob")
+    context = contexts()
+    a = sign_in(context, web.url, team.admin.email)
+    page = a.page
+    expect(page.locator(".list-status")).to_contain_text("No one is waiting")
+    failing = re.compile(r"/api/v1/conversations\?section=mine")
+
+    def fail(route: Any) -> None:
+        route.abort()
+
+    page.route(failing, fail)
+    page.get_by_role("link", name="Team").click()
+    grid = page.locator(".team-grid")
+    expect(grid).to_contain_text("Could not reach the server")
+    page.unroute(failing, fail)
+    context.set_offline(True)
+    expect(page.locator(".banner-offline")).to_be_visible()
+    context.set_offline(False)
+    expect(page.locator(f'.member-card[data-user-id="{bob.id}"]')).to_contain_text("0 open")
+    expect(grid).to_have_attribute("aria-busy", "false")
+    no_harm(a)
 
 
 def test_narrow_screen_shows_list_then_conversation(

@@ -216,7 +216,7 @@ export async function setAvailability(available) {
 
 export async function loadNotifications() {
   const n = state.notifications;
-  n.loading = true;
+  n.loading += 1; // a count: the bell reloads on opening, maybe while the start's load is out
   emit('notifications');
   // What the page cannot hold: items pushed live while it was in flight (created after the
   // server read it) and items marked read here meanwhile (the server may have read them unread).
@@ -234,7 +234,7 @@ export async function loadNotifications() {
   } catch (error) {
     if (error.missing) n.available = false;
   } finally {
-    n.loading = false;
+    n.loading -= 1;
     emit('notifications');
   }
 }

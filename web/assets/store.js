@@ -18,7 +18,7 @@ export const state = {
   threads: new Map(), // conversation id → thread of messages
   connection: 'connecting', // 'connecting' | 'online' | 'offline'
   everOnline: false,
-  notifications: { available: null, items: [], loading: false },
+  notifications: { available: null, items: [], loading: 0 }, // loading: lists on their way
   notificationSettings: null,
   notes: new Map(), // conversation id → Map(note id → note)
   crmAvailable: null,

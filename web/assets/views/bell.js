@@ -35,12 +35,12 @@ export function mountBell() {
     badge.hidden = unread === 0;
     trigger.setAttribute('aria-label', unread ? `Notifications, ${unread} unread` : 'Notifications');
     markAll.hidden = unread === 0;
-    list.setAttribute('aria-busy', String(n.loading));
+    list.setAttribute('aria-busy', String(n.loading > 0));
     renderPermission(permission);
     if (n.available === false) {
       fill(list, h('p', { class: 'muted pad' }, 'In-app notifications are not available on this server yet.'));
     } else if (!n.items.length) {
-      fill(list, h('p', { class: 'muted pad' }, n.loading ? 'Loading…' : 'You are all caught up.'));
+      fill(list, h('p', { class: 'muted pad' }, n.loading > 0 ? 'Loading…' : 'You are all caught up.'));
     } else {
       fill(
         list,

@@ -38,6 +38,7 @@ export function mountTeam() {
   async function load() {
     if (loading) return;
     loading = true;
+    render();
     try {
       for (const conv of await openAssigned()) upsertConv(conv);
       loaded = true;
@@ -126,6 +127,10 @@ export function mountTeam() {
   }
 
   on(['users', 'convs', 'summary'], render);
+  // A load that failed while the connection was down is tried again once it is back.
+  on(['connection'], () => {
+    if (visible && state.connection === 'online' && error) load();
+  });
   return {
     el,
     show() {
