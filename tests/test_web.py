@@ -21,7 +21,7 @@ from tests.browser import (
     sign_in,
     web_server,
 )
-from tests.support import Api, LiveServer, Team, wait_for
+from tests.support import Api, LiveServer, Member, Team, wait_for
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -90,6 +90,14 @@ def admin_at_inbox(
     a = sign_in(context, web.url, team.admin.email)
     expect(a.page.locator(".list-status")).to_contain_text("No one is waiting")
     return team, chat, a
+
+
+def admin_and_bob(web: LiveServer, web_api: Api, contexts: Any) -> tuple[Member, Any, Watched]:
+    """A new team of Ada (admin) and Bob (agent): Bob, and Ada's browser context and page."""
+    team = web_api.signup(name="Ada Admin")
+    bob = team.add("bob")
+    context = contexts()
+    return bob, context, sign_in(context, web.url, team.admin.email)
 
 
 def no_harm(*watched: Watched) -> None:
@@ -432,10 +440,7 @@ def test_team_keeps_presence_pushed_while_its_list_was_loading(
     web: LiveServer, web_api: Api, contexts: Any
 ) -> None:
     """The users list was read before Bob came online: it must not show him offline again."""
-    team = web_api.signup(name="Ada Admin")
-    bob = team.add("bob")
-    context = contexts()
-    a = sign_in(context, web.url, team.admin.email)
+    bob, context, a = admin_and_bob(web, web_api, contexts)
     page = a.page
     page.get_by_role("link", name="Team").click()
     grid = page.locator(".team-grid")
@@ -462,10 +467,7 @@ def test_team_keeps_presence_pushed_while_its_list_was_loading(
 def test_team_loads_again_once_the_connection_is_back(
     web: LiveServer, web_api: Api, contexts: Any
 ) -> None:
-    team = web_api.signup(name="Ada Admin")
-    bob = team.add("bob")
-    context = contexts()
-    a = sign_in(context, web.url, team.admin.email)
+    bob, context, a = admin_and_bob(web, web_api, contexts)
     page = a.page
     expect(page.locator(".list-status")).to_contain_text("No one is waiting")
     failing = re.compile(r"/api/v1/conversations\?section=mine")
